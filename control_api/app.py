@@ -1,0 +1,75 @@
+"""create_app: wiring only. Builds the services from their collaborators and routes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import falcon
+import peewee
+
+from control_api import authz, errors, middleware
+from control_api.auth.credentials import CredentialService
+from control_api.auth.passwords import PasswordHasher
+from control_api.auth.users import UserService
+from control_api.clock import SecretTokens, SystemClock
+from control_api.resources import auth, health, openapi, users
+from control_api.settings import Settings
+
+
+@dataclasses.dataclass
+class Deps:
+    settings: Settings
+    db: peewee.Database
+    clock: SystemClock = dataclasses.field(default_factory=SystemClock)
+    tokens: SecretTokens = dataclasses.field(default_factory=SecretTokens)
+    hasher: PasswordHasher | None = None
+
+
+def build_credentials(deps: Deps) -> CredentialService:
+    return CredentialService(
+        deps.db,
+        deps.clock,
+        deps.tokens,
+        idle=dt.timedelta(minutes=deps.settings.session_idle_minutes),
+        lifetime=dt.timedelta(hours=deps.settings.session_max_hours),
+    )
+
+
+def create_app(deps: Deps) -> falcon.App:
+    settings = deps.settings
+    hasher = deps.hasher or PasswordHasher()
+    user_service = UserService(deps.db, hasher, deps.clock)
+    credentials = build_credentials(deps)
+    cookie = auth.CookiePolicy(
+        secure=not settings.is_dev, max_age=settings.session_max_hours * 3600
+    )
+
+    app = falcon.App(
+        middleware=[
+            middleware.RequestContext(deps.tokens),
+            middleware.SecurityHeaders(),
+            middleware.BodyLimit(settings.max_body_bytes),
+            middleware.StoreConnection(deps.db),
+            middleware.Authentication(credentials, cookie.name),
+        ]
+    )
+    errors.install(app)
+
+    app.add_route("/healthz", health.Health())
+    app.add_route("/readyz", health.Ready(deps.db))
+    app.add_route("/api/openapi.json", openapi.OpenApi(openapi.load_document()))
+    app.add_route("/api/auth/login", auth.Login(user_service, credentials, cookie))
+    app.add_route("/api/auth/logout", auth.Logout(credentials, cookie))
+    app.add_route("/api/me", auth.Me())
+    app.add_route("/api/users", users.Users())
+
+    check_declared(app)
+    return app
+
+
+def check_declared(app: falcon.App) -> None:
+    """Refuse to serve a route that does not say who may call it."""
+    missing = authz.undeclared_routes(app)
+    if missing:
+        raise RuntimeError(f"routes without an access declaration: {', '.join(missing)}")

@@ -1,0 +1,64 @@
+"""Admin accounts: creation with the password policy, lookup by email, login check."""
+
+from __future__ import annotations
+
+import re
+
+import peewee
+
+from control_api.auth.passwords import PasswordHasher
+from control_api.clock import SystemClock
+from control_api.models import ROLES, User
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+class UserError(ValueError):
+    """A user cannot be created or changed as asked; str() says why."""
+
+
+def email_key(email: str) -> str:
+    """The form emails are compared in: unique case-insensitively."""
+    return email.strip().casefold()
+
+
+def validate_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise UserError("email must look like name@domain.tld (at most 254 characters)")
+    return email
+
+
+def find_by_email(email: str) -> User | None:
+    return User.get_or_none(User.email_key == email_key(email))
+
+
+class UserService:
+    def __init__(self, db: peewee.Database, hasher: PasswordHasher, clock: SystemClock) -> None:
+        self.db = db
+        self.hasher = hasher
+        self.clock = clock
+
+    def create(self, email: str, role: str, password: str) -> User:
+        email = validate_email(email)
+        if role not in ROLES:
+            raise UserError(f"role must be one of: {', '.join(ROLES)}")
+        password_hash = self.hasher.hash(password)
+        try:
+            with self.db.atomic():
+                return User.create(
+                    email=email,
+                    email_key=email_key(email),
+                    role=role,
+                    password_hash=password_hash,
+                    created_at=self.clock.now(),
+                )
+        except peewee.IntegrityError:
+            raise UserError("a user with this email already exists") from None
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        """The active user whose password this is, or None; same cost either way."""
+        user = find_by_email(email)
+        usable = user is not None and user.disabled_at is None
+        stored = user.password_hash if usable else None
+        return user if self.hasher.verify(password, stored) and usable else None

@@ -1,0 +1,78 @@
+"""Who may call each route: every responder declares it, and undeclared ones are refused.
+
+The declaration is a decorator (`public`, `authenticated`, `superadmin`) that both
+guards the responder (a Falcon `before` hook) and marks it, so `undeclared_routes`
+can walk Falcon's router and list responders without one. `create_app` refuses to
+build an app with any, and a test walks the real app. Later grants (per site, per
+host) are further levels on this same mechanism.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+
+import falcon
+
+ACCESS_ATTR = "__weco_access__"
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"
+    AUTHENTICATED = "authenticated"
+    SUPERADMIN = "superadmin"
+
+
+def _guard(level: Access) -> Callable:
+    def hook(req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
+        if level is Access.PUBLIC:
+            return
+        principal = req.context.principal
+        if principal is None:
+            raise falcon.HTTPUnauthorized(
+                title="Authentication required",
+                description="log in, or send an API token as 'Authorization: Bearer ...'",
+            )
+        if level is Access.SUPERADMIN and principal.user.role != "superadmin":
+            raise falcon.HTTPForbidden(
+                title="Forbidden", description="this action needs the superadmin role"
+            )
+
+    def decorate(responder: Callable) -> Callable:
+        guarded = falcon.before(hook)(responder)
+        setattr(guarded, ACCESS_ATTR, level)
+        return guarded
+
+    return decorate
+
+
+public = _guard(Access.PUBLIC)
+authenticated = _guard(Access.AUTHENTICATED)
+superadmin = _guard(Access.SUPERADMIN)
+
+
+def iter_routes(app: falcon.App) -> Iterator[tuple[str, str, Callable]]:
+    """(uri_template, HTTP method, responder) for every responder a resource defines.
+
+    Falcon fills the method map with its own 405 and OPTIONS responders; those are
+    not bound to the resource and are skipped.
+    """
+    stack = list(app._router._roots)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children or ())
+        for method, responder in (node.method_map or {}).items():
+            if getattr(responder, "__self__", None) is node.resource:
+                yield node.uri_template, method, responder
+
+
+def access_of(responder: Callable) -> Access | None:
+    return getattr(responder, ACCESS_ATTR, None)
+
+
+def undeclared_routes(app: falcon.App) -> list[str]:
+    return sorted(
+        f"{method} {template}"
+        for template, method, responder in iter_routes(app)
+        if access_of(responder) is None
+    )

@@ -1,0 +1,61 @@
+"""Opening the store: SQLite (WAL) for the embedded setup, PostgreSQL in production.
+
+Models bind to `database_proxy`; `open_database` creates the concrete database from
+a URL and initialises the proxy, so one process talks to one store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase
+
+database_proxy = peewee.DatabaseProxy()
+
+# WAL lets readers run beside the one writer; synchronous=FULL because an audit
+# record that a power cut can take back is not an audit record.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 10000,
+    "synchronous": "full",
+}
+
+
+def open_database(url: str) -> peewee.Database:
+    """Create the database for `url` and point the models at it."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = Path(unquote(parts.path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # IMMEDIATE: a write transaction takes the write lock at BEGIN, so two
+        # writers queue on busy_timeout instead of failing on lock upgrade.
+        db: peewee.Database = peewee.SqliteDatabase(
+            str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE"
+        )
+    elif parts.scheme in ("postgresql", "postgres"):
+        db = PooledPostgresqlDatabase(
+            unquote(parts.path.lstrip("/")),
+            user=unquote(parts.username or "") or None,
+            password=unquote(parts.password or "") or None,
+            host=parts.hostname,
+            port=parts.port or 5432,
+            max_connections=32,
+            stale_timeout=300,
+            timeout=10,
+        )
+    else:
+        raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")
+    database_proxy.initialize(db)
+    return db
+
+
+def dialect(db: peewee.Database) -> str:
+    return "postgresql" if isinstance(db, peewee.PostgresqlDatabase) else "sqlite"
+
+
+def ping(db: peewee.Database) -> None:
+    """Raise if the store cannot answer a trivial query."""
+    db.execute_sql("SELECT 1").fetchone()

@@ -1,0 +1,41 @@
+"""Every error leaves as JSON {"title", "description"} with its status; nothing else leaks."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import falcon
+
+from control_api.logs import request_id_var
+
+log = logging.getLogger("control_api.errors")
+
+
+# Falcon raises these without a description; say what the client can do about it.
+_DEFAULT_DESCRIPTIONS = {
+    404: "no resource exists at this path; see /api/openapi.json",
+    405: "this path does not accept this method; see the Allow header",
+}
+
+
+def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+    """Always JSON, whatever the client's Accept header says."""
+    description = error.description or _DEFAULT_DESCRIPTIONS.get(error.status_code, error.title)
+    body = {"title": error.title, "description": description}
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(body)
+
+
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+    """Last resort: log the trace for operators, tell the client only the request id."""
+    log.error("unhandled error in %s %s", req.method, req.path, exc_info=ex)
+    raise falcon.HTTPInternalServerError(
+        title="Internal error",
+        description=f"the server could not complete the request (request id {request_id_var.get()})",
+    )
+
+
+def install(app: falcon.App) -> None:
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,140 @@
+"""Cross-cutting request work: request id and access log, security headers, body
+limit, the store connection, and resolving who is calling (with CSRF protection)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+import falcon
+import peewee
+
+from control_api.auth.credentials import CredentialService
+from control_api.clock import SecretTokens
+from control_api.logs import request_id_var
+
+access_log = logging.getLogger("control_api.access")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    # API answers carry session-bound data: no cache may keep them.
+    "Cache-Control": "no-store",
+}
+
+
+class RequestContext:
+    """Request id on the response and every log line; one access line per request."""
+
+    def __init__(self, tokens: SecretTokens) -> None:
+        self.tokens = tokens
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.request_id = self.tokens.request_id()
+        req.context.started = time.perf_counter()
+        req.context.principal = None
+        req.context.token = request_id_var.set(req.context.request_id)
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        resp.set_header("X-Request-Id", req.context.request_id)
+        principal = req.context.principal
+        access_log.info(
+            "%s %s %s",
+            req.method,
+            req.path,
+            resp.status_code,
+            extra={
+                "method": req.method,
+                "path": req.path,
+                "status": resp.status_code,
+                "duration_ms": round((time.perf_counter() - req.context.started) * 1000, 2),
+                "remote_addr": req.remote_addr,
+                "user_id": principal.user.id if principal else None,
+            },
+        )
+        request_id_var.reset(req.context.token)
+
+
+class SecurityHeaders:
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            resp.set_header(name, value)
+
+
+class BodyLimit:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.max_body_bytes = self.max_bytes
+        if req.content_length is not None and req.content_length > self.max_bytes:
+            raise falcon.HTTPContentTooLarge(
+                title="Body too large", description=f"the body must be at most {self.max_bytes} bytes"
+            )
+
+
+class StoreConnection:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def process_request(self, req, resp) -> None:
+        self.db.connect(reuse_if_open=True)
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+
+class Authentication:
+    """Sets req.context.principal from a Bearer token or the session cookie.
+
+    A Bearer header that does not verify is a hard 401 (a script must not silently
+    run anonymous); a stale cookie just means anonymous. Cookie-authenticated unsafe
+    requests must echo the session's CSRF token, and no unsafe request may come from
+    another site (Sec-Fetch-Site), which also covers login CSRF.
+    """
+
+    def __init__(self, credentials: CredentialService, cookie_name: str) -> None:
+        self.credentials = credentials
+        self.cookie_name = cookie_name
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        unsafe = req.method not in SAFE_METHODS
+        if unsafe and (req.get_header("Sec-Fetch-Site") or "").lower() == "cross-site":
+            raise falcon.HTTPForbidden(
+                title="Cross-site request refused",
+                description="state-changing requests must come from the same site",
+            )
+        authorization = req.get_header("Authorization")
+        if authorization is not None:
+            scheme, _, value = authorization.partition(" ")
+            principal = None
+            if scheme.lower() == "bearer" and value.strip():
+                principal = self.credentials.token_principal(value.strip())
+            if principal is None:
+                raise falcon.HTTPUnauthorized(
+                    title="Invalid token",
+                    description="the API token is unknown, expired or revoked",
+                    challenges=["Bearer"],
+                )
+            req.context.principal = principal
+            return
+        values = req.get_cookie_values(self.cookie_name) or []
+        principal = self.credentials.session_principal(values[0]) if values else None
+        if principal is None:
+            return
+        if unsafe:
+            sent = req.get_header(CSRF_HEADER) or ""
+            if not hmac.compare_digest(sent.encode(), principal.csrf_token.encode()):
+                raise falcon.HTTPForbidden(
+                    title="CSRF token missing or wrong",
+                    description=f"cookie-authenticated {req.method} requests must send the "
+                    f"session's CSRF token in {CSRF_HEADER}",
+                )
+        req.context.principal = principal

@@ -1,0 +1,75 @@
+"""Versioned schema migrations, applied in order by `weco db upgrade`.
+
+Each migration module has VERSION, NAME and `up(db, dialect)`; it is applied in one
+transaction together with its row in `schema_migrations`, so a failed migration
+leaves no trace and upgrading twice changes nothing. Migrations speak SQL rather
+than the current models, because the models move on and a migration must not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import peewee
+
+from control_api.db import dialect
+from control_api.migrations import m0001_initial
+
+MIGRATIONS = (m0001_initial,)
+
+# Any fixed 64-bit number: serialises concurrent `weco db upgrade` on PostgreSQL.
+_PG_LOCK_KEY = 0x77656330
+
+_CREATE_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TIMESTAMP NOT NULL
+)"""
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrationState:
+    version: int
+    name: str
+    applied_at: dt.datetime | None
+
+
+def _applied(db: peewee.Database) -> dict[int, dt.datetime]:
+    rows = db.execute_sql("SELECT version, applied_at FROM schema_migrations").fetchall()
+    return {int(version): applied_at for version, applied_at in rows}
+
+
+def upgrade(db: peewee.Database, now: dt.datetime) -> list[MigrationState]:
+    """Apply every pending migration; return the ones applied by this call."""
+    kind = dialect(db)
+    with db.atomic():
+        db.execute_sql(_CREATE_LEDGER)
+    done: list[MigrationState] = []
+    for migration in MIGRATIONS:
+        with db.atomic():
+            if kind == "postgresql":
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+            if migration.VERSION in _applied(db):
+                continue
+            migration.up(db, kind)
+            db.execute_sql(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)"
+                if kind == "postgresql"
+                else "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.VERSION, migration.NAME, now),
+            )
+        done.append(MigrationState(migration.VERSION, migration.NAME, now))
+    return done
+
+
+def status(db: peewee.Database) -> list[MigrationState]:
+    """Every known migration with the time it was applied, or None if pending."""
+    tables = db.get_tables()
+    applied = _applied(db) if "schema_migrations" in tables else {}
+    return [MigrationState(m.VERSION, m.NAME, applied.get(m.VERSION)) for m in MIGRATIONS]
+
+
+def pending(db: peewee.Database) -> list[MigrationState]:
+    return [state for state in status(db) if state.applied_at is None]

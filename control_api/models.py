@@ -1,0 +1,60 @@
+"""peewee models over the tables that `control_api/migrations` creates.
+
+The migrations own the schema; these classes only map it (no create_table here).
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from control_api.db import database_proxy
+
+ROLES = ("superadmin", "admin")
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    email = peewee.TextField()
+    email_key = peewee.TextField(unique=True)
+    role = peewee.TextField()
+    password_hash = peewee.TextField()
+    created_at = peewee.DateTimeField()
+    disabled_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "users"
+
+    def public(self) -> dict:
+        return {"id": self.id, "email": self.email, "role": self.role}
+
+
+class Session(BaseModel):
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    user = peewee.ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    created_at = peewee.DateTimeField()
+    last_seen_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField()
+    revoked_at = peewee.DateTimeField(null=True)
+    source_ip = peewee.TextField()
+    user_agent = peewee.TextField()
+
+    class Meta:
+        table_name = "sessions"
+
+
+class ApiToken(BaseModel):
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    user = peewee.ForeignKeyField(User, backref="api_tokens", on_delete="CASCADE")
+    name = peewee.TextField()
+    created_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField(null=True)
+    revoked_at = peewee.DateTimeField(null=True)
+    last_used_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_tokens"

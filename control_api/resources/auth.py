@@ -1,0 +1,86 @@
+"""Login, logout and the caller's own identity."""
+
+from __future__ import annotations
+
+import falcon
+
+from control_api.auth.credentials import CredentialService, csrf_token_for
+from control_api.auth.users import UserService
+from control_api.authz import authenticated, public
+from control_api.body import read_json, require_str
+
+def login_failed() -> falcon.HTTPUnauthorized:
+    # One answer for an unknown account, a disabled one and a wrong password.
+    return falcon.HTTPUnauthorized(
+        title="Login failed", description="the email or password is incorrect"
+    )
+
+
+class CookiePolicy:
+    """The session cookie's name and flags; __Host- pins it to this origin over TLS."""
+
+    def __init__(self, secure: bool, max_age: int) -> None:
+        self.secure = secure
+        self.name = "__Host-weco_session" if secure else "weco_session"
+        self.max_age = max_age
+
+    def set(self, resp: falcon.Response, value: str) -> None:
+        resp.set_cookie(
+            self.name, value, max_age=self.max_age, path="/",
+            secure=self.secure, http_only=True, same_site="Strict",
+        )
+
+    def clear(self, resp: falcon.Response) -> None:
+        resp.unset_cookie(self.name, path="/", same_site="Strict")
+
+
+class Login:
+    def __init__(self, users: UserService, credentials: CredentialService, cookie: CookiePolicy):
+        self.users = users
+        self.credentials = credentials
+        self.cookie = cookie
+
+    @public
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = read_json(req)
+        email = require_str(data, "email", 254)
+        password = require_str(data, "password", 4096)
+        user = self.users.authenticate(email, password)
+        if user is None:
+            raise login_failed()
+        # A fresh session id at every login; any session the browser still holds ends.
+        if req.context.principal is not None and req.context.principal.via == "session":
+            self.credentials.end_session(req.context.principal.credential_id)
+        value, _ = self.credentials.start_session(
+            user, req.remote_addr or "", req.user_agent or ""
+        )
+        self.cookie.set(resp, value)
+        resp.media = {"user": user.public(), "csrf_token": csrf_token_for(value)}
+
+
+class Logout:
+    def __init__(self, credentials: CredentialService, cookie: CookiePolicy) -> None:
+        self.credentials = credentials
+        self.cookie = cookie
+
+    @authenticated
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        principal = req.context.principal
+        if principal.via != "session":
+            raise falcon.HTTPBadRequest(
+                title="Not a session",
+                description="logout ends a cookie session; revoke API tokens with `weco token revoke`",
+            )
+        self.credentials.end_session(principal.credential_id)
+        self.cookie.clear(resp)
+        resp.status = falcon.HTTP_204
+
+
+class Me:
+    @authenticated
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        principal = req.context.principal
+        body = {"user": principal.user.public(), "via": principal.via}
+        if principal.csrf_token:
+            body["csrf_token"] = principal.csrf_token
+        resp.media = body

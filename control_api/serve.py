@@ -1,0 +1,45 @@
+"""Running the app under gunicorn; each worker builds its own app and store pool."""
+
+from __future__ import annotations
+
+from gunicorn.app.base import BaseApplication
+
+from control_api.app import Deps, create_app
+from control_api.db import open_database
+from control_api.logs import GUNICORN_LOGCONFIG, configure_logging
+from control_api.settings import Settings
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, settings: Settings, options: dict) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        # Runs in each worker after fork: no connection is shared across processes.
+        configure_logging(self.settings.log_level)
+        db = open_database(self.settings.effective_database_url)
+        return create_app(Deps(settings=self.settings, db=db))
+
+
+def serve(settings: Settings, bind: str, workers: int) -> None:
+    _Gunicorn(
+        settings,
+        {
+            "bind": bind,
+            "workers": workers,
+            "worker_class": "sync",
+            "timeout": 60,
+            "graceful_timeout": 20,
+            "logconfig_dict": GUNICORN_LOGCONFIG,
+            "accesslog": None,
+            # Client addresses come from the socket; no forwarded header is trusted.
+            "forwarded_allow_ips": "",
+            "proc_name": "weco",
+        },
+    ).run()

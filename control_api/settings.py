@@ -1,0 +1,187 @@
+"""Every FF_* setting of the control API: declared once, validated once, frozen.
+
+Nothing else in the package reads the environment. A bad value stops start-up with
+one line naming the variable and what it allows; an FF_* variable that is not
+declared here is refused too, so a mistyped security switch (say FF_SEALED_MOD=1)
+can never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+REDACTED = "<redacted>"
+
+
+class SettingsError(Exception):
+    """A setting has a value that is not allowed; str() is the one-line diagnostic."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    name: str
+    default: str
+    allowed: str
+    description: str
+    parse: Callable[[str], Any]
+    secret: bool = False
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options:
+            raise ValueError
+        return raw
+
+    return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not re.fullmatch(r"[0-9]+", raw):
+            raise ValueError
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _nonempty(raw: str) -> str:
+    if not raw:
+        raise ValueError
+    return raw
+
+
+def _bind(raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    if raw == "":
+        return raw
+    parts = urlsplit(raw)
+    if parts.scheme == "sqlite" and parts.path:
+        return raw
+    if parts.scheme in ("postgresql", "postgres") and parts.hostname and parts.path.strip("/"):
+        return raw
+    raise ValueError
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("FF_ENV", "production", "dev | production",
+         "Deployment environment. `dev` drops the Secure flag from the session cookie "
+         "so the API can be tried over plain HTTP on loopback.",
+         _choice("dev", "production")),
+    Spec("FF_DATA_DIR", "./var", "a directory path",
+         "Where the embedded store and local state live.", _nonempty),
+    Spec("FF_DATABASE_URL", "", "empty, sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB",
+         "The store. Empty means SQLite at FF_DATA_DIR/weco.sqlite3.",
+         _database_url, secret=True),
+    Spec("FF_BIND", "127.0.0.1:8080", "HOST:PORT",
+         "Address `weco serve` listens on.", _bind),
+    Spec("FF_WORKERS", "2", "1..64", "gunicorn worker processes for `weco serve`.",
+         _int_range(1, 64)),
+    Spec("FF_LOG_LEVEL", "INFO", "DEBUG | INFO | WARNING | ERROR",
+         "Threshold of the JSON log lines written to stderr.",
+         _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    Spec("FF_MAX_BODY_BYTES", "1048576", "1024..104857600",
+         "Largest request body accepted; larger bodies get 413.",
+         _int_range(1024, 104857600)),
+    Spec("FF_SESSION_IDLE_MINUTES", "30", "1..1440",
+         "A session unused this long ends (NIST SP 800-63B AAL2: 30 minutes).",
+         _int_range(1, 1440)),
+    Spec("FF_SESSION_MAX_HOURS", "12", "1..720",
+         "A session ends this long after login whatever its use (AAL2: 12 hours).",
+         _int_range(1, 720)),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    env: str
+    data_dir: Path
+    database_url: str
+    bind: str
+    workers: int
+    log_level: str
+    max_body_bytes: int
+    session_idle_minutes: int
+    session_max_hours: int
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'weco.sqlite3').resolve()}"
+
+
+_FIELD_OF = {spec.name: spec.name.removeprefix("FF_").lower() for spec in SPECS}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every FF_* variable; raise SettingsError on the first bad one."""
+    environ = os.environ if environ is None else environ
+    known = set(_FIELD_OF)
+    for name in sorted(environ):
+        if name.startswith("FF_") and name not in known:
+            raise SettingsError(f"{name} is not a setting of this release (see `weco config show`)")
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        raw = environ.get(spec.name, spec.default).strip()
+        try:
+            values[_FIELD_OF[spec.name]] = spec.parse(raw)
+        except ValueError:
+            shown = REDACTED if spec.secret else repr(raw)
+            raise SettingsError(f"{spec.name}={shown} is not allowed: expected {spec.allowed}") from None
+    values["data_dir"] = Path(values["data_dir"])
+    return Settings(**values)
+
+
+def redact_url(url: str) -> str:
+    """Hide the password part of a URL; keep the rest, which operators need to see."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:{REDACTED}@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def effective_items(settings: Settings) -> list[tuple[str, str]]:
+    """(name, shown value) for every setting, with secrets redacted."""
+    rows = []
+    for spec in SPECS:
+        value = getattr(settings, _FIELD_OF[spec.name])
+        if spec.name == "FF_DATABASE_URL":
+            shown = redact_url(settings.effective_database_url)
+        elif spec.secret:
+            shown = REDACTED if value else ""
+        else:
+            shown = str(value)
+        rows.append((spec.name, shown))
+    return rows
+
+
+def markdown_table() -> str:
+    """The operator-facing settings table; the README embeds exactly this text."""
+    lines = ["| Variable | Default | Allowed | What it does |", "|---|---|---|---|"]
+    for spec in SPECS:
+        default = f"`{spec.default}`" if spec.default else "(empty)"
+        lines.append(f"| `{spec.name}` | {default} | {spec.allowed} | {spec.description} |")
+    return "\n".join(lines) + "\n"
