@@ -1,0 +1,1 @@
+"""The WECO control API: settings, store, authentication, authorization and resources."""

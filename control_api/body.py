@@ -14,9 +14,11 @@ def read_json(req: falcon.Request) -> dict:
             title="Unsupported media type", description="send the body as application/json"
         )
     limit = req.context.max_body_bytes
-    # The middleware already refused a declared length over the limit; this also
-    # bounds chunked bodies, which declare none.
-    raw = req.bounded_stream.read(limit + 1)
+    # The middleware already refused a declared length over the limit. A chunked body
+    # declares none; gunicorn then marks the input terminated and we read the raw
+    # stream, still never more than one byte past the limit.
+    chunked = req.content_length is None and req.env.get("wsgi.input_terminated")
+    raw = (req.stream if chunked else req.bounded_stream).read(limit + 1)
     if len(raw) > limit:
         raise falcon.HTTPContentTooLarge(
             title="Body too large", description=f"the body must be at most {limit} bytes"

@@ -10,7 +10,6 @@ from control_api import migrations
 from control_api.app import Deps, build_credentials
 from control_api.auth.passwords import PasswordHasher, PasswordPolicyError, generate_password
 from control_api.auth.users import UserError, UserService, find_by_email
-from control_api.clock import SystemClock
 from control_api.db import open_database
 from control_api.logs import configure_logging
 from control_api.models import ROLES, ApiToken

@@ -6,6 +6,7 @@ import json
 import logging
 
 import falcon
+import peewee
 
 from control_api.logs import request_id_var
 
@@ -36,6 +37,14 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
     )
 
 
+def handle_store_down(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+    log.error("store unavailable in %s %s: %s", req.method, req.path, ex)
+    raise falcon.HTTPServiceUnavailable(
+        title="Store unavailable", description="the store cannot be reached; try again shortly"
+    )
+
+
 def install(app: falcon.App) -> None:
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(peewee.OperationalError, handle_store_down)

@@ -80,11 +80,11 @@ class BodyLimit:
 
 
 class StoreConnection:
+    """Hands the request's connection back at the end; peewee opens it on first use,
+    so a request that needs no store never waits for one."""
+
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
-
-    def process_request(self, req, resp) -> None:
-        self.db.connect(reuse_if_open=True)
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         if not self.db.is_closed():

@@ -183,5 +183,6 @@ def markdown_table() -> str:
     lines = ["| Variable | Default | Allowed | What it does |", "|---|---|---|---|"]
     for spec in SPECS:
         default = f"`{spec.default}`" if spec.default else "(empty)"
-        lines.append(f"| `{spec.name}` | {default} | {spec.allowed} | {spec.description} |")
+        allowed = spec.allowed.replace("|", "\\|")  # a bare | would split the cell
+        lines.append(f"| `{spec.name}` | {default} | {allowed} | {spec.description} |")
     return "\n".join(lines) + "\n"

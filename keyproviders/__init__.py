@@ -1,0 +1,1 @@
+"""MASTER_SECRET key providers (file:, env-cmd:, vault:, aws-kms:, gcp-kms:); not built yet."""

@@ -9,6 +9,7 @@ from control_api.auth.users import UserService
 from control_api.authz import authenticated, public
 from control_api.body import read_json, require_str
 
+
 def login_failed() -> falcon.HTTPUnauthorized:
     # One answer for an unknown account, a disabled one and a wrong password.
     return falcon.HTTPUnauthorized(

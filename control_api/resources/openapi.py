@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 import falcon
 import yaml
 
+from control_api import authz
 from control_api.authz import public
 
 
@@ -22,3 +24,24 @@ class OpenApi:
     @public
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self.document
+
+
+_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def route_mismatches(app: falcon.App, document: dict) -> tuple[list[str], list[str]]:
+    """(routes the document lacks, operations the document names that no route serves)."""
+    routed = {
+        method + " " + _CONVERTER.sub(r"{\1}", template)
+        for template, method, _ in authz.iter_routes(app)
+    }
+    documented = {
+        f"{method.upper()} {path}"
+        for path, item in document.get("paths", {}).items()
+        for method in item
+        if method.upper() in _HTTP_METHODS
+    }
+    return sorted(routed - documented), sorted(documented - routed)
+
+
+_HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}

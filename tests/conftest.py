@@ -1,0 +1,114 @@
+"""Shared fixtures: both store backends, the app under a test client, a fake clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import falcon.testing
+import pytest
+
+from control_api import migrations
+from control_api.app import Deps, create_app
+from control_api.auth.passwords import PasswordHasher
+from control_api.auth.users import UserService
+from control_api.db import open_database
+from control_api.settings import load_settings
+from tests.peers.postgres import PostgresCluster
+
+BACKENDS = ("sqlite", "postgresql")
+PASSWORD = "correct horse battery staple"
+
+
+class FakeClock:
+    def __init__(self, start: dt.datetime = dt.datetime(2026, 11, 29, 12, 0, 0)) -> None:
+        self.current = start
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += dt.timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+_db_names = itertools.count()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'weco.sqlite3'}"
+    cluster = request.getfixturevalue("postgres")
+    name = f"weco_test_{next(_db_names)}"
+    cluster.admin_sql(f"CREATE DATABASE {name}")
+    return cluster.url(name)
+
+
+@pytest.fixture
+def env(database_url, tmp_path):
+    """The environment of a dev deployment on the selected backend."""
+    return {"FF_ENV": "dev", "FF_DATA_DIR": str(tmp_path / "var"), "FF_DATABASE_URL": database_url}
+
+
+@pytest.fixture
+def settings(env):
+    return load_settings(env)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def fast_hasher():
+    # Cost 4 keeps the suite fast; test_passwords proves production uses cost 12.
+    return PasswordHasher(cost=4)
+
+
+@pytest.fixture
+def db(settings, clock):
+    database = open_database(settings.effective_database_url)
+    database.connect(reuse_if_open=True)
+    migrations.upgrade(database, clock.now())
+    yield database
+    database.close()
+    if hasattr(database, "close_all"):
+        database.close_all()
+
+
+@pytest.fixture
+def deps(settings, db, clock, fast_hasher):
+    return Deps(settings=settings, db=db, clock=clock, hasher=fast_hasher)
+
+
+@pytest.fixture
+def app(deps):
+    return create_app(deps)
+
+
+@pytest.fixture
+def client(app):
+    return falcon.testing.TestClient(app)
+
+
+@pytest.fixture
+def users(deps):
+    return UserService(deps.db, deps.hasher, deps.clock)
+
+
+@pytest.fixture
+def admin(users):
+    return users.create("admin@example.test", "admin", PASSWORD)
+
+
+@pytest.fixture
+def superadmin(users):
+    return users.create("root@example.test", "superadmin", PASSWORD)

@@ -1,0 +1,54 @@
+"""Versioned migrations: idempotent on both backends, status reports, readiness follows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from control_api import migrations
+from control_api.db import open_database
+
+
+def test_upgrade_twice_is_harmless(database_url, clock):
+    db = open_database(database_url)
+    assert [s.version for s in migrations.pending(db)] == [m.VERSION for m in migrations.MIGRATIONS]
+    first = migrations.upgrade(db, clock.now())
+    assert [s.version for s in first] == [m.VERSION for m in migrations.MIGRATIONS]
+    assert migrations.upgrade(db, clock.now()) == []
+    assert migrations.pending(db) == []
+    assert {"users", "sessions", "api_tokens", "schema_migrations"} <= set(db.get_tables())
+    db.close()
+
+
+def _weco(*args, env):
+    return subprocess.run([sys.executable, "-m", "control_api.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_upgrade_and_status(env):
+    env = {"PATH": "/usr/bin:/bin", **env}
+    before = _weco("db", "status", env=env)
+    assert before.returncode == 1 and "pending" in before.stdout
+    first = _weco("db", "upgrade", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001 users_sessions_tokens" in first.stdout
+    second = _weco("db", "upgrade", env=env)
+    assert second.returncode == 0 and second.stdout.strip() == "store is up to date"
+    after = _weco("db", "status", env=env)
+    assert after.returncode == 0 and "pending" not in after.stdout
+
+
+def test_readyz_reports_pending_migrations(database_url, tmp_path, fast_hasher, clock):
+    import falcon.testing
+
+    from control_api.app import Deps, create_app
+    from control_api.settings import load_settings
+
+    settings = load_settings({"FF_ENV": "dev", "FF_DATABASE_URL": database_url})
+    db = open_database(database_url)
+    client = falcon.testing.TestClient(create_app(Deps(settings, db, clock, hasher=fast_hasher)))
+    behind = client.simulate_get("/readyz")
+    assert behind.status_code == 503
+    assert "pending" in behind.json["description"]
+    migrations.upgrade(db, clock.now())
+    assert client.simulate_get("/readyz").json == {"status": "ready"}

@@ -1,0 +1,48 @@
+"""The OpenAPI 3.1 document is valid and matches the routes exactly, both ways."""
+
+from __future__ import annotations
+
+import copy
+
+from openapi_spec_validator import validate
+
+from control_api import authz
+from control_api.resources.openapi import load_document, route_mismatches
+
+
+def test_served_document_is_valid_openapi_3_1(client):
+    result = client.simulate_get("/api/openapi.json")
+    assert result.status_code == 200
+    document = result.json
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+def test_document_and_routes_match(app):
+    assert route_mismatches(app, load_document()) == ([], [])
+
+
+class Extra:
+    @authz.authenticated
+    def on_post(self, req, resp):
+        resp.media = {}
+
+
+def test_a_route_missing_from_the_document_is_caught(app):
+    app.add_route("/api/extra/{id:int}", Extra())
+    assert route_mismatches(app, load_document()) == (["POST /api/extra/{id}"], [])
+
+
+def test_a_documented_route_that_does_not_exist_is_caught(app):
+    document = copy.deepcopy(load_document())
+    document["paths"]["/api/ghost"] = {"get": {"responses": {"200": {"description": "x"}}}}
+    document["paths"]["/api/me"]["delete"] = {"responses": {"200": {"description": "x"}}}
+    assert route_mismatches(app, document) == ([], ["DELETE /api/me", "GET /api/ghost"])
+
+
+def test_public_routes_are_documented_as_needing_no_credentials(app):
+    document = load_document()
+    for template, method, responder in authz.iter_routes(app):
+        operation = document["paths"][template][method.lower()]
+        is_public = authz.access_of(responder) is authz.Access.PUBLIC
+        assert (operation.get("security") == []) == is_public, f"{method} {template}"
