@@ -9,11 +9,14 @@ import falcon
 import peewee
 
 from control_api import authz, errors, middleware
+from control_api.audit import keys
+from control_api.audit.log import AuditLog
 from control_api.auth.credentials import CredentialService
+from control_api.auth.login import LoginService
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
-from control_api.resources import auth, health, openapi, users
+from control_api.resources import audit, auth, health, openapi, tokens, users
 from control_api.settings import Settings
 
 
@@ -21,14 +24,32 @@ from control_api.settings import Settings
 class Deps:
     settings: Settings
     db: peewee.Database
+    audit: AuditLog
     clock: SystemClock = dataclasses.field(default_factory=SystemClock)
     tokens: SecretTokens = dataclasses.field(default_factory=SecretTokens)
     hasher: PasswordHasher | None = None
 
 
+def build_audit_log(settings: Settings, db: peewee.Database, clock: SystemClock) -> AuditLog:
+    """The audit log with its keys; raises AuditKeyError when a key is missing or unsafe."""
+    return AuditLog(
+        db,
+        clock,
+        keys.load_chain_key(settings),
+        keys.load_witness(settings),
+        keys.checkpoint_file(settings),
+        settings.audit_checkpoint_every,
+    )
+
+
+def build_deps(settings: Settings, db: peewee.Database, **overrides) -> Deps:
+    clock = overrides.pop("clock", None) or SystemClock()
+    return Deps(settings, db, build_audit_log(settings, db, clock), clock, **overrides)
+
+
 def build_credentials(deps: Deps) -> CredentialService:
     return CredentialService(
-        deps.db,
+        deps.audit,
         deps.clock,
         deps.tokens,
         idle=dt.timedelta(minutes=deps.settings.session_idle_minutes),
@@ -36,14 +57,15 @@ def build_credentials(deps: Deps) -> CredentialService:
     )
 
 
+def build_users(deps: Deps) -> UserService:
+    return UserService(deps.audit, deps.hasher or PasswordHasher(), deps.clock)
+
+
 def create_app(deps: Deps) -> falcon.App:
     settings = deps.settings
-    hasher = deps.hasher or PasswordHasher()
-    user_service = UserService(deps.db, hasher, deps.clock)
     credentials = build_credentials(deps)
-    cookie = auth.CookiePolicy(
-        secure=not settings.is_dev, max_age=settings.session_max_hours * 3600
-    )
+    logins = LoginService(build_users(deps), credentials, deps.audit)
+    cookie = auth.CookiePolicy(secure=not settings.is_dev, max_age=settings.session_max_hours * 3600)
 
     app = falcon.App(
         middleware=[
@@ -59,10 +81,13 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/healthz", health.Health())
     app.add_route("/readyz", health.Ready(deps.db))
     app.add_route("/api/openapi.json", openapi.OpenApi(openapi.load_document()))
-    app.add_route("/api/auth/login", auth.Login(user_service, credentials, cookie))
-    app.add_route("/api/auth/logout", auth.Logout(credentials, cookie))
+    app.add_route("/api/auth/login", auth.Login(logins, cookie))
+    app.add_route("/api/auth/logout", auth.Logout(logins, cookie))
     app.add_route("/api/me", auth.Me())
     app.add_route("/api/users", users.Users())
+    app.add_route("/api/tokens", tokens.Tokens(credentials))
+    app.add_route("/api/tokens/{token_id:int}", tokens.Token(credentials))
+    app.add_route("/api/audit", audit.Audit())
 
     check_declared(app)
     return app

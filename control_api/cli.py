@@ -1,18 +1,29 @@
-"""The `weco` command: settings, store, users, tokens and serving."""
+"""The `weco` command: settings, store, users, tokens, the audit log and serving."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
+import os
 import sys
+from pathlib import Path
 
 from control_api import migrations
-from control_api.app import Deps, build_credentials
-from control_api.auth.passwords import PasswordHasher, PasswordPolicyError, generate_password
-from control_api.auth.users import UserError, UserService, find_by_email
+from control_api.app import Deps, build_audit_log, build_credentials, build_deps, build_users
+from control_api.audit import keys
+from control_api.audit.chain import AuditCryptoError, WitnessPublic
+from control_api.audit.checkpoints import read_checkpoints
+from control_api.audit.export import ExportError, export, parse_since, read_export
+from control_api.audit.keys import AuditKeyError
+from control_api.audit.log import Actor, AuditUnavailable
+from control_api.audit.verify import Report, Verifier, rows_from_store
+from control_api.auth.passwords import PasswordPolicyError, generate_password
+from control_api.auth.users import UserError, find_by_email
+from control_api.clock import SystemClock
 from control_api.db import open_database
 from control_api.logs import configure_logging
-from control_api.models import ROLES, ApiToken
+from control_api.models import ROLES, ApiToken, AuditQueue
 from control_api.settings import Settings, SettingsError, effective_items, load_settings, markdown_table
 
 
@@ -20,16 +31,17 @@ class CommandError(Exception):
     """A command cannot do what was asked; str() is the message for the operator."""
 
 
+def cli_actor() -> Actor:
+    return Actor(f"cli:{getpass.getuser()}", "local", "weco-cli")
+
+
 def _deps(settings: Settings) -> Deps:
     db = open_database(settings.effective_database_url)
     db.connect(reuse_if_open=True)
-    return Deps(settings=settings, db=db)
-
-
-def _require_current_schema(deps: Deps) -> None:
-    behind = migrations.pending(deps.db)
+    behind = migrations.pending(db)
     if behind:
         raise CommandError(f"the store has {len(behind)} pending migration(s): run `weco db upgrade`")
+    return build_deps(settings, db)
 
 
 def cmd_config_show(settings: Settings, args) -> None:
@@ -43,19 +55,24 @@ def cmd_config_table(settings: Settings, args) -> None:
 
 
 def cmd_db_upgrade(settings: Settings, args) -> None:
-    deps = _deps(settings)
-    applied = migrations.upgrade(deps.db, deps.clock.now())
+    db = open_database(settings.effective_database_url)
+    clock = SystemClock()
+    # Keys first: an upgrade that could not be audited must not start.
+    audit = build_audit_log(settings, db, clock)
+    applied = migrations.upgrade(db, clock.now())
     for state in applied:
         print(f"applied {state.version:04d} {state.name}")
+    if applied:
+        audit.record_alone(cli_actor(), "db.upgrade", "store",
+                           {"versions": [state.version for state in applied]})
     print("store is up to date" if not applied else f"{len(applied)} migration(s) applied")
 
 
 def cmd_db_status(settings: Settings, args) -> None:
-    deps = _deps(settings)
-    for state in migrations.status(deps.db):
-        when = state.applied_at or "pending"
-        print(f"{state.version:04d} {state.name}  {when}")
-    if migrations.pending(deps.db):
+    db = open_database(settings.effective_database_url)
+    for state in migrations.status(db):
+        print(f"{state.version:04d} {state.name}  {state.applied_at or 'pending'}")
+    if migrations.pending(db):
         raise SystemExit(1)
 
 
@@ -66,12 +83,10 @@ def _read_password_stdin() -> str:
 
 def cmd_user_create(settings: Settings, args) -> None:
     deps = _deps(settings)
-    _require_current_schema(deps)
     generated = not args.password_stdin
     password = generate_password() if generated else _read_password_stdin()
-    users = UserService(deps.db, PasswordHasher(), deps.clock)
     try:
-        user = users.create(args.email, args.role, password)
+        user = build_users(deps).create(args.email, args.role, password, cli_actor())
     except (UserError, PasswordPolicyError) as exc:
         raise CommandError(str(exc)) from None
     print(f"created {user.role} {user.email} (id {user.id})")
@@ -81,7 +96,6 @@ def cmd_user_create(settings: Settings, args) -> None:
 
 def cmd_token_create(settings: Settings, args) -> None:
     deps = _deps(settings)
-    _require_current_schema(deps)
     user = find_by_email(args.email)
     if user is None:
         raise CommandError(f"no user with email {args.email}")
@@ -91,7 +105,7 @@ def cmd_token_create(settings: Settings, args) -> None:
             raise CommandError("--expires-days must be between 1 and 3650")
         expires = deps.clock.now() + dt.timedelta(days=args.expires_days)
     try:
-        value, token = build_credentials(deps).create_token(user, args.name, expires)
+        value, token = build_credentials(deps).create_token(user, args.name, expires, cli_actor())
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print(f"created token {token.id} {token.name!r} for {user.email}"
@@ -101,26 +115,106 @@ def cmd_token_create(settings: Settings, args) -> None:
 
 def cmd_token_revoke(settings: Settings, args) -> None:
     deps = _deps(settings)
-    _require_current_schema(deps)
-    if not build_credentials(deps).revoke_token(args.id):
+    if not build_credentials(deps).revoke_token(args.id, cli_actor()):
         raise CommandError(f"no active token with id {args.id}")
     print(f"revoked token {args.id}")
 
 
 def cmd_token_list(settings: Settings, args) -> None:
-    deps = _deps(settings)
-    _require_current_schema(deps)
+    _deps(settings)
     for token in ApiToken.select().order_by(ApiToken.id):
         state = "revoked" if token.revoked_at else "active"
         print(f"{token.id}\t{token.user.email}\t{token.name}\t{state}\t"
               f"expires={token.expires_at or 'never'}\tlast_used={token.last_used_at or 'never'}")
 
 
+def cmd_audit_keygen(settings: Settings, args) -> None:
+    private, public = keys.write_witness_pair(Path(args.out))
+    print(f"witness private key: {private} (0600; set FF_AUDIT_WITNESS_KEY to it)")
+    print(f"witness public key:  {public} (give it to verifiers: --witness-pub)")
+
+
+def cmd_audit_seal(settings: Settings, args) -> None:
+    result = _deps(settings).audit.seal()
+    print(f"sealed {result.sealed} event(s); the log has {result.head_seq} rows")
+
+
+def cmd_audit_checkpoint(settings: Settings, args) -> None:
+    deps = _deps(settings)
+    entry = deps.audit.checkpoint()
+    if entry is None:
+        raise CommandError("the audit log is empty: nothing to checkpoint")
+    print(f"checkpoint: {entry['count']} rows, head {entry['head_mac']}, "
+          f"appended to {deps.audit.checkpoints.path}")
+
+
+def cmd_audit_export(settings: Settings, args) -> None:
+    deps = _deps(settings)
+    deps.audit.seal()
+    now = deps.clock.now()
+    try:
+        since = parse_since(args.since, now)
+    except ExportError as exc:
+        raise CommandError(str(exc)) from None
+    if args.out:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            count = export(out, since, now)
+        print(f"exported {count} rows to {args.out}", file=sys.stderr)
+    else:
+        export(sys.stdout, since, now)
+
+
+def _progress(rows: int) -> None:
+    print(f"verified {rows} rows...", file=sys.stderr, flush=True)
+
+
+def cmd_audit_verify(settings: Settings, args) -> None:
+    try:
+        witnesses = [WitnessPublic.from_pem(Path(p).read_bytes()) for p in args.witness_pub]
+    except (OSError, AuditCryptoError) as exc:
+        raise CommandError(f"--witness-pub: {exc}") from None
+    verifier = Verifier(witnesses, [keys.load_chain_key(settings)], progress=_progress)
+    checkpoints = list(read_checkpoints(Path(args.checkpoint))) if args.checkpoint else []
+    queued = 0
+    if args.export:
+        try:
+            _, rows = read_export(Path(args.export))
+            report = verifier.verify(rows, checkpoints, from_genesis=False)
+        except (OSError, ExportError) as exc:
+            raise CommandError(str(exc)) from None
+    else:
+        _deps(settings)
+        report = verifier.verify(rows_from_store(), checkpoints)
+        queued = AuditQueue.select().count()
+    _print_report(report, queued)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _print_report(report: Report, queued: int) -> None:
+    rate = report.rows / report.seconds if report.seconds else 0
+    if report.ok:
+        print("audit log: OK")
+    else:
+        print(f"audit log: BROKEN: {report.failure}")
+    if report.rows:
+        print(f"rows verified: {report.rows} (row {report.first_seq} at {report.first_time} "
+              f"to row {report.last_seq} at {report.last_time})")
+    else:
+        print("rows verified: 0")
+    if not report.anchored_at_genesis:
+        print(f"note: starts at row {report.first_seq}; its prev_mac is taken on trust")
+    print(f"checkpoints: {report.checkpoints} checked")
+    if queued:
+        print(f"note: {queued} event(s) queued, not yet sealed (`weco audit seal`)")
+    print(f"time: {report.seconds:.2f} s ({rate:,.0f} rows/s)")
+
+
 def cmd_serve(settings: Settings, args) -> None:
     from control_api.serve import serve
 
-    deps = _deps(settings)
-    _require_current_schema(deps)
+    deps = _deps(settings)  # fails here, before forking, on a bad store or key
     deps.db.close()
     serve(settings, bind=args.bind or settings.bind, workers=args.workers or settings.workers)
 
@@ -158,6 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
     trevoke.set_defaults(fn=cmd_token_revoke)
     token.add_parser("list", help="list tokens (never their values)").set_defaults(fn=cmd_token_list)
 
+    audit = groups.add_parser("audit", help="the audit log").add_subparsers(required=True)
+    keygen = audit.add_parser("witness-keygen", help="write a witness key pair (private half 0600)")
+    keygen.add_argument("--out", required=True, help="directory for witness.key and witness.pub")
+    keygen.set_defaults(fn=cmd_audit_keygen)
+    verify = audit.add_parser("verify", help="check every MAC, signature and checkpoint")
+    verify.add_argument("--witness-pub", required=True, action="append",
+                        help="witness public key (PEM); repeat for rotated keys")
+    verify.add_argument("--checkpoint", help="checkpoint file to check the log against")
+    verify.add_argument("--export", help="verify this export file instead of the store")
+    verify.set_defaults(fn=cmd_audit_verify)
+    exp = audit.add_parser("export", help="write sealed rows as JSON lines")
+    exp.add_argument("--since", default="30d", help="Nd, Nh or an ISO 8601 time (default 30d)")
+    exp.add_argument("--out", help="file to create (0600); default stdout")
+    exp.set_defaults(fn=cmd_audit_export)
+    audit.add_parser("checkpoint", help="seal, then sign and append a checkpoint").set_defaults(
+        fn=cmd_audit_checkpoint)
+    audit.add_parser("seal", help="seal queued events into the chain").set_defaults(fn=cmd_audit_seal)
+
     serve = groups.add_parser("serve", help="serve the API with gunicorn")
     serve.add_argument("--bind", help="HOST:PORT (default FF_BIND)")
     serve.add_argument("--workers", type=int, help="worker processes (default FF_WORKERS)")
@@ -175,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         args.fn(settings, args)
-    except CommandError as exc:
+    except (CommandError, AuditKeyError) as exc:
         print(f"weco: {exc}", file=sys.stderr)
+        return 1
+    except AuditUnavailable as exc:
+        print(f"weco: {exc}; nothing was changed", file=sys.stderr)
         return 1
     return 0
 

@@ -8,6 +8,7 @@ import logging
 import falcon
 import peewee
 
+from control_api.audit.log import AuditUnavailable
 from control_api.logs import request_id_var
 
 log = logging.getLogger("control_api.errors")
@@ -44,7 +45,16 @@ def handle_store_down(req: falcon.Request, resp: falcon.Response, ex: Exception,
     )
 
 
+def handle_audit_unavailable(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+    # Fail closed: the mutation was rolled back with its event.
+    raise falcon.HTTPServiceUnavailable(
+        title="Audit log unavailable",
+        description="the action could not be audited, so nothing was changed; try again shortly",
+    )
+
+
 def install(app: falcon.App) -> None:
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(peewee.OperationalError, handle_store_down)
+    app.add_error_handler(AuditUnavailable, handle_audit_unavailable)

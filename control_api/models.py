@@ -58,3 +58,38 @@ class ApiToken(BaseModel):
 
     class Meta:
         table_name = "api_tokens"
+
+
+class AuditQueue(BaseModel):
+    """Events recorded by committed mutations, waiting to be sealed into the chain."""
+
+    event_json = peewee.TextField()
+    witness_key_id = peewee.TextField()
+    signature = peewee.TextField()
+    queued_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "audit_queue"
+
+
+class AuditEvent(BaseModel):
+    """A sealed audit row. Append-only: the database refuses UPDATE and DELETE."""
+
+    seq = peewee.BigIntegerField(primary_key=True)
+    event_id = peewee.TextField(unique=True)
+    occurred_at = peewee.DateTimeField()
+    actor = peewee.TextField()
+    action = peewee.TextField()
+    target = peewee.TextField()
+    event_json = peewee.TextField()
+    witness_key_id = peewee.TextField()
+    signature = peewee.TextField()
+    mac_key_id = peewee.TextField()
+    prev_mac = peewee.CharField(max_length=64)
+    mac = peewee.CharField(max_length=64)
+
+    class Meta:
+        table_name = "audit_events"
+
+    CHAIN_FIELDS = ("seq", "event_id", "occurred_at", "actor", "action", "target", "event_json",
+                    "witness_key_id", "signature", "mac_key_id", "prev_mac", "mac")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
-from control_api.app import Deps, create_app
+from control_api.app import build_deps, create_app
 from control_api.db import open_database
 from control_api.logs import GUNICORN_LOGCONFIG, configure_logging
 from control_api.settings import Settings
@@ -24,7 +24,7 @@ class _Gunicorn(BaseApplication):
         # Runs in each worker after fork: no connection is shared across processes.
         configure_logging(self.settings.log_level)
         db = open_database(self.settings.effective_database_url)
-        return create_app(Deps(settings=self.settings, db=db))
+        return create_app(build_deps(self.settings, db))
 
 
 def serve(settings: Settings, bind: str, workers: int) -> None:

@@ -60,6 +60,12 @@ def _nonempty(raw: str) -> str:
     return raw
 
 
+def _optional_secret(raw: str) -> str:
+    if raw and len(raw.encode("utf-8")) < 32:
+        raise ValueError
+    return raw
+
+
 def _bind(raw: str) -> str:
     host, sep, port = raw.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -104,6 +110,19 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_SESSION_MAX_HOURS", "12", "1..720",
          "A session ends this long after login whatever its use (AAL2: 12 hours).",
          _int_range(1, 720)),
+    Spec("FF_AUDIT_SECRET", "", "empty, or at least 32 bytes (e.g. 64 hex digits)",
+         "Key of the audit chain's HMAC. Empty: a random one is created at "
+         "FF_DATA_DIR/audit/chain.secret (0600) in dev, refused in production.",
+         _optional_secret, secret=True),
+    Spec("FF_AUDIT_WITNESS_KEY", "", "empty or the path of an Ed25519 PEM private key (mode 0600)",
+         "The audit witness's signing key, kept apart from FF_AUDIT_SECRET. Empty: "
+         "FF_DATA_DIR/audit/witness.key is created in dev, refused in production.", str),
+    Spec("FF_AUDIT_CHECKPOINT_FILE", "", "empty or a file path",
+         "Where signed checkpoints are appended; ship it off the machine. Empty: "
+         "FF_DATA_DIR/audit/checkpoints.jsonl.", str),
+    Spec("FF_AUDIT_CHECKPOINT_EVERY", "1000", "0..1000000000",
+         "Write a checkpoint each time the log grows past a multiple of this many rows "
+         "(0: only on demand, `weco audit checkpoint`).", _int_range(0, 1000000000)),
 )
 
 
@@ -111,13 +130,17 @@ SPECS: tuple[Spec, ...] = (
 class Settings:
     env: str
     data_dir: Path
-    database_url: str
+    database_url: str = dataclasses.field(repr=False)
     bind: str
     workers: int
     log_level: str
     max_body_bytes: int
     session_idle_minutes: int
     session_max_hours: int
+    audit_secret: str = dataclasses.field(repr=False)
+    audit_witness_key: str
+    audit_checkpoint_file: str
+    audit_checkpoint_every: int
 
     @property
     def is_dev(self) -> bool:

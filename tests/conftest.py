@@ -9,9 +9,9 @@ import falcon.testing
 import pytest
 
 from control_api import migrations
-from control_api.app import Deps, create_app
+from control_api.app import build_deps, build_users, create_app
+from control_api.audit.log import Actor
 from control_api.auth.passwords import PasswordHasher
-from control_api.auth.users import UserService
 from control_api.db import open_database
 from control_api.settings import load_settings
 from tests.peers.postgres import PostgresCluster
@@ -86,7 +86,7 @@ def db(settings, clock):
 
 @pytest.fixture
 def deps(settings, db, clock, fast_hasher):
-    return Deps(settings=settings, db=db, clock=clock, hasher=fast_hasher)
+    return build_deps(settings, db, clock=clock, hasher=fast_hasher)
 
 
 @pytest.fixture
@@ -99,16 +99,19 @@ def client(app):
     return falcon.testing.TestClient(app)
 
 
+ACTOR = Actor("test", "127.0.0.1", "pytest")
+
+
 @pytest.fixture
 def users(deps):
-    return UserService(deps.db, deps.hasher, deps.clock)
+    return build_users(deps)
 
 
 @pytest.fixture
 def admin(users):
-    return users.create("admin@example.test", "admin", PASSWORD)
+    return users.create("admin@example.test", "admin", PASSWORD, ACTOR)
 
 
 @pytest.fixture
 def superadmin(users):
-    return users.create("root@example.test", "superadmin", PASSWORD)
+    return users.create("root@example.test", "superadmin", PASSWORD, ACTOR)

@@ -15,6 +15,7 @@ import hmac
 
 import peewee
 
+from control_api.audit.log import Actor, AuditLog
 from control_api.clock import SecretTokens, SystemClock
 from control_api.models import ApiToken, Session, User
 
@@ -45,13 +46,13 @@ class Principal:
 class CredentialService:
     def __init__(
         self,
-        db: peewee.Database,
+        audit: AuditLog,
         clock: SystemClock,
         tokens: SecretTokens,
         idle: dt.timedelta,
         lifetime: dt.timedelta,
     ) -> None:
-        self.db = db
+        self.audit = audit
         self.clock = clock
         self.tokens = tokens
         self.idle = idle
@@ -59,18 +60,20 @@ class CredentialService:
 
     # -- sessions -----------------------------------------------------------------
 
-    def start_session(self, user: User, source_ip: str, user_agent: str) -> tuple[str, Session]:
+    def start_session(self, user: User, actor: Actor) -> tuple[str, Session]:
         value = self.tokens.token(32)
         now = self.clock.now()
-        session = Session.create(
-            token_hash=digest(value),
-            user=user,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + self.lifetime,
-            source_ip=source_ip,
-            user_agent=user_agent[:512],
-        )
+        with self.audit.mutation():
+            session = Session.create(
+                token_hash=digest(value),
+                user=user,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + self.lifetime,
+                source_ip=actor.source_ip,
+                user_agent=actor.user_agent[:512],
+            )
+            self.audit.record(actor, "auth.login", f"user:{user.id}", {"session": session.id})
         return value, session
 
     def session_principal(self, value: str) -> Principal | None:
@@ -89,17 +92,22 @@ class CredentialService:
             Session.update(last_seen_at=now).where(Session.id == session.id).execute()
         return Principal(session.user, "session", session.id, csrf_token_for(value))
 
-    def end_session(self, session_id: int) -> None:
-        Session.update(revoked_at=self.clock.now()).where(
-            (Session.id == session_id) & Session.revoked_at.is_null()
-        ).execute()
+    def end_session(self, session_id: int, actor: Actor, action: str = "auth.logout") -> None:
+        with self.audit.mutation():
+            ended = Session.update(revoked_at=self.clock.now()).where(
+                (Session.id == session_id) & Session.revoked_at.is_null()
+            ).execute()
+            if ended:
+                self.audit.record(actor, action, f"session:{session_id}")
 
     # -- API tokens ---------------------------------------------------------------
 
-    def create_token(self, user: User, name: str, expires_at: dt.datetime | None) -> tuple[str, ApiToken]:
+    def create_token(
+        self, user: User, name: str, expires_at: dt.datetime | None, actor: Actor
+    ) -> tuple[str, ApiToken]:
         value = TOKEN_PREFIX + self.tokens.token(32)
         try:
-            with self.db.atomic():
+            with self.audit.mutation():
                 token = ApiToken.create(
                     token_hash=digest(value),
                     user=user,
@@ -107,6 +115,9 @@ class CredentialService:
                     created_at=self.clock.now(),
                     expires_at=expires_at,
                 )
+                expires = expires_at.isoformat() + "Z" if expires_at else None
+                self.audit.record(actor, "token.create", f"token:{token.id}",
+                                  {"user": user.id, "name": name, "expires_at": expires})
         except peewee.IntegrityError:
             raise ValueError(f"this user already has a token named {name!r}") from None
         return value, token
@@ -127,10 +138,13 @@ class CredentialService:
             ApiToken.update(last_used_at=now).where(ApiToken.id == token.id).execute()
         return Principal(token.user, "token", token.id)
 
-    def revoke_token(self, token_id: int) -> bool:
-        changed = (
-            ApiToken.update(revoked_at=self.clock.now())
-            .where((ApiToken.id == token_id) & ApiToken.revoked_at.is_null())
-            .execute()
-        )
+    def revoke_token(self, token_id: int, actor: Actor, owner: User | None = None) -> bool:
+        """Revoke an active token (only `owner`'s, when given); False if there is none."""
+        condition = (ApiToken.id == token_id) & ApiToken.revoked_at.is_null()
+        if owner is not None:
+            condition &= ApiToken.user == owner
+        with self.audit.mutation():
+            changed = ApiToken.update(revoked_at=self.clock.now()).where(condition).execute()
+            if changed:
+                self.audit.record(actor, "token.revoke", f"token:{token_id}")
         return changed == 1

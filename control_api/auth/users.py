@@ -6,6 +6,7 @@ import re
 
 import peewee
 
+from control_api.audit.log import Actor, AuditLog
 from control_api.auth.passwords import PasswordHasher
 from control_api.clock import SystemClock
 from control_api.models import ROLES, User
@@ -34,27 +35,29 @@ def find_by_email(email: str) -> User | None:
 
 
 class UserService:
-    def __init__(self, db: peewee.Database, hasher: PasswordHasher, clock: SystemClock) -> None:
-        self.db = db
+    def __init__(self, audit: AuditLog, hasher: PasswordHasher, clock: SystemClock) -> None:
+        self.audit = audit
         self.hasher = hasher
         self.clock = clock
 
-    def create(self, email: str, role: str, password: str) -> User:
+    def create(self, email: str, role: str, password: str, actor: Actor) -> User:
         email = validate_email(email)
         if role not in ROLES:
             raise UserError(f"role must be one of: {', '.join(ROLES)}")
         password_hash = self.hasher.hash(password)
         try:
-            with self.db.atomic():
-                return User.create(
+            with self.audit.mutation():
+                user = User.create(
                     email=email,
                     email_key=email_key(email),
                     role=role,
                     password_hash=password_hash,
                     created_at=self.clock.now(),
                 )
+                self.audit.record(actor, "user.create", f"user:{user.id}", {"email": email, "role": role})
         except peewee.IntegrityError:
             raise UserError("a user with this email already exists") from None
+        return user
 
     def authenticate(self, email: str, password: str) -> User | None:
         """The active user whose password this is, or None; same cost either way."""

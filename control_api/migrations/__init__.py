@@ -14,9 +14,13 @@ import datetime as dt
 import peewee
 
 from control_api.db import dialect
-from control_api.migrations import m0001_initial
+from control_api.migrations import m0001_initial, m0002_audit
 
-MIGRATIONS = (m0001_initial,)
+MIGRATIONS = (m0001_initial, m0002_audit)
+
+# The least-privilege role the API and workers run as on PostgreSQL: it may read and
+# write the tables it needs, but never rewrite or remove audit rows.
+APP_ROLE = "weco_app"
 
 # Any fixed 64-bit number: serialises concurrent `weco db upgrade` on PostgreSQL.
 _PG_LOCK_KEY = 0x77656330
@@ -61,7 +65,33 @@ def upgrade(db: peewee.Database, now: dt.datetime) -> list[MigrationState]:
                 (migration.VERSION, migration.NAME, now),
             )
         done.append(MigrationState(migration.VERSION, migration.NAME, now))
+    if kind == "postgresql":
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+            grant_app_role(db)
     return done
+
+
+def grant_app_role(db: peewee.Database) -> None:
+    """(Re)create weco_app's privileges: everything it needs, no UPDATE/DELETE on audit rows.
+
+    Roles are cluster-wide, so it is created only if missing; grants are per database
+    and re-applied after every upgrade so that new tables are covered.
+    """
+    db.execute_sql(
+        f"""DO $$ BEGIN
+              IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                CREATE ROLE {APP_ROLE} NOLOGIN;
+              END IF;
+            END $$"""
+    )
+    for sql in (
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {APP_ROLE}",
+        f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {APP_ROLE}",
+    ):
+        db.execute_sql(sql)
 
 
 def status(db: peewee.Database) -> list[MigrationState]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import falcon
 
-from control_api.auth.credentials import CredentialService, csrf_token_for
-from control_api.auth.users import UserService
+from control_api.auth.credentials import csrf_token_for
+from control_api.auth.login import LoginFailed, LoginService
 from control_api.authz import authenticated, public
 from control_api.body import read_json, require_str
+from control_api.resources.common import actor_of
 
 
 def login_failed() -> falcon.HTTPUnauthorized:
@@ -36,9 +37,8 @@ class CookiePolicy:
 
 
 class Login:
-    def __init__(self, users: UserService, credentials: CredentialService, cookie: CookiePolicy):
-        self.users = users
-        self.credentials = credentials
+    def __init__(self, logins: LoginService, cookie: CookiePolicy):
+        self.logins = logins
         self.cookie = cookie
 
     @public
@@ -46,22 +46,17 @@ class Login:
         data = read_json(req)
         email = require_str(data, "email", 254)
         password = require_str(data, "password", 4096)
-        user = self.users.authenticate(email, password)
-        if user is None:
-            raise login_failed()
-        # A fresh session id at every login; any session the browser still holds ends.
-        if req.context.principal is not None and req.context.principal.via == "session":
-            self.credentials.end_session(req.context.principal.credential_id)
-        value, _ = self.credentials.start_session(
-            user, req.remote_addr or "", req.user_agent or ""
-        )
+        try:
+            user, value = self.logins.login(email, password, actor_of(req), req.context.principal)
+        except LoginFailed:
+            raise login_failed() from None
         self.cookie.set(resp, value)
         resp.media = {"user": user.public(), "csrf_token": csrf_token_for(value)}
 
 
 class Logout:
-    def __init__(self, credentials: CredentialService, cookie: CookiePolicy) -> None:
-        self.credentials = credentials
+    def __init__(self, logins: LoginService, cookie: CookiePolicy) -> None:
+        self.logins = logins
         self.cookie = cookie
 
     @authenticated
@@ -72,7 +67,7 @@ class Logout:
                 title="Not a session",
                 description="logout ends a cookie session; revoke API tokens with `weco token revoke`",
             )
-        self.credentials.end_session(principal.credential_id)
+        self.logins.logout(principal, actor_of(req))
         self.cookie.clear(resp)
         resp.status = falcon.HTTP_204
 

@@ -29,10 +29,15 @@ class OpenApi:
 _CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
 
 
+def openapi_path(template: str) -> str:
+    """Falcon's /x/{id:int} is OpenAPI's /x/{id}."""
+    return _CONVERTER.sub(r"{\1}", template)
+
+
 def route_mismatches(app: falcon.App, document: dict) -> tuple[list[str], list[str]]:
     """(routes the document lacks, operations the document names that no route serves)."""
     routed = {
-        method + " " + _CONVERTER.sub(r"{\1}", template)
+        f"{method} {openapi_path(template)}"
         for template, method, _ in authz.iter_routes(app)
     }
     documented = {

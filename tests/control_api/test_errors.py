@@ -7,7 +7,7 @@ import logging
 import falcon.testing
 import pytest
 
-from control_api.app import Deps, create_app
+from control_api.app import build_deps, create_app
 from control_api.authz import public
 from control_api.db import open_database
 from control_api.settings import load_settings
@@ -129,7 +129,7 @@ def test_readyz_is_503_when_the_store_is_unreachable(clock, fast_hasher):
     url = f"postgresql://weco@127.0.0.1:{free_port()}/weco"
     settings = load_settings({"FF_ENV": "dev", "FF_DATABASE_URL": url})
     client = falcon.testing.TestClient(
-        create_app(Deps(settings, open_database(url), clock, hasher=fast_hasher))
+        create_app(build_deps(settings, open_database(url), clock=clock, hasher=fast_hasher))
     )
     body = assert_json_error(client.simulate_get("/readyz"), 503)
     assert body["description"] == "the store is unreachable"
@@ -141,7 +141,7 @@ def test_other_routes_answer_503_when_the_store_is_unreachable(clock, fast_hashe
     url = f"postgresql://weco@127.0.0.1:{free_port()}/weco"
     settings = load_settings({"FF_ENV": "dev", "FF_DATABASE_URL": url})
     client = falcon.testing.TestClient(
-        create_app(Deps(settings, open_database(url), clock, hasher=fast_hasher))
+        create_app(build_deps(settings, open_database(url), clock=clock, hasher=fast_hasher))
     )
     result = client.simulate_get("/api/me", headers={"Authorization": "Bearer weco_x"})
     assert assert_json_error(result, 503)["title"] == "Store unavailable"

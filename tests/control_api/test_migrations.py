@@ -41,12 +41,12 @@ def test_cli_upgrade_and_status(env):
 def test_readyz_reports_pending_migrations(database_url, tmp_path, fast_hasher, clock):
     import falcon.testing
 
-    from control_api.app import Deps, create_app
+    from control_api.app import build_deps, create_app
     from control_api.settings import load_settings
 
     settings = load_settings({"FF_ENV": "dev", "FF_DATABASE_URL": database_url})
     db = open_database(database_url)
-    client = falcon.testing.TestClient(create_app(Deps(settings, db, clock, hasher=fast_hasher)))
+    client = falcon.testing.TestClient(create_app(build_deps(settings, db, clock=clock, hasher=fast_hasher)))
     behind = client.simulate_get("/readyz")
     assert behind.status_code == 503
     assert "pending" in behind.json["description"]

@@ -7,10 +7,11 @@ import datetime as dt
 import falcon.testing
 import pytest
 
-from control_api.app import Deps, build_credentials, create_app
+from control_api.app import build_credentials, build_deps, create_app
+from control_api.audit.keys import write_witness_pair
 from control_api.models import Session, User
 from control_api.settings import load_settings
-from tests.conftest import PASSWORD
+from tests.conftest import ACTOR, PASSWORD
 
 
 def login(client, email="admin@example.test", password=PASSWORD, **kw):
@@ -34,9 +35,11 @@ def test_login_sets_a_hardened_session_cookie_and_returns_the_user(client, admin
     assert cookie.value not in (stored.token_hash,) and len(stored.token_hash) == 64
 
 
-def test_outside_dev_the_cookie_is_secure_and_host_prefixed(env, db, clock, fast_hasher, admin):
-    settings = load_settings(dict(env, FF_ENV="production"))
-    client = falcon.testing.TestClient(create_app(Deps(settings, db, clock, hasher=fast_hasher)))
+def test_outside_dev_the_cookie_is_secure_and_host_prefixed(env, db, clock, fast_hasher, admin, tmp_path):
+    private, _ = write_witness_pair(tmp_path / "witness")
+    settings = load_settings(dict(env, FF_ENV="production", FF_AUDIT_SECRET="s" * 32,
+                                  FF_AUDIT_WITNESS_KEY=str(private)))
+    client = falcon.testing.TestClient(create_app(build_deps(settings, db, clock=clock, hasher=fast_hasher)))
     result = login(client)
     cookie = result.cookies["__Host-weco_session"]
     assert cookie.secure and cookie.http_only and cookie.same_site == "Strict"
@@ -157,7 +160,7 @@ def bearer(value: str) -> dict:
 
 
 def test_api_token_authenticates_without_csrf(client, admin, credentials):
-    value, token = credentials.create_token(admin, "ci", None)
+    value, token = credentials.create_token(admin, "ci", None, ACTOR)
     assert value.startswith("weco_") and token.token_hash != value
     me = client.simulate_get("/api/me", headers=bearer(value))
     assert me.status_code == 200 and me.json["via"] == "token" and "csrf_token" not in me.json
@@ -166,11 +169,11 @@ def test_api_token_authenticates_without_csrf(client, admin, credentials):
 
 
 def test_unknown_malformed_expired_and_revoked_tokens_are_401(client, admin, credentials, clock):
-    expiring, _ = credentials.create_token(admin, "short", clock.now() + dt.timedelta(days=1))
-    revoked, token = credentials.create_token(admin, "gone", None)
+    expiring, _ = credentials.create_token(admin, "short", clock.now() + dt.timedelta(days=1), ACTOR)
+    revoked, token = credentials.create_token(admin, "gone", None, ACTOR)
     assert client.simulate_get("/api/me", headers=bearer(expiring)).status_code == 200
-    assert credentials.revoke_token(token.id)
-    assert not credentials.revoke_token(token.id)  # already revoked: nothing to do
+    assert credentials.revoke_token(token.id, ACTOR)
+    assert not credentials.revoke_token(token.id, ACTOR)  # already revoked: nothing to do
     clock.advance(days=1)
     for header in (bearer(expiring), bearer(revoked), bearer("weco_nonsense"),
                    {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}):
@@ -186,17 +189,17 @@ def test_a_bad_bearer_header_is_not_rescued_by_a_good_cookie(client, admin):
 
 
 def test_token_names_are_unique_per_user(admin, credentials):
-    credentials.create_token(admin, "ci", None)
+    credentials.create_token(admin, "ci", None, ACTOR)
     with pytest.raises(ValueError, match="already has a token named 'ci'"):
-        credentials.create_token(admin, "ci", None)
+        credentials.create_token(admin, "ci", None, ACTOR)
 
 
 # -- roles -----------------------------------------------------------------------------
 
 
 def test_user_list_is_for_superadmins_only(client, admin, superadmin, credentials):
-    admin_token, _ = credentials.create_token(admin, "a", None)
-    root_token, _ = credentials.create_token(superadmin, "r", None)
+    admin_token, _ = credentials.create_token(admin, "a", None, ACTOR)
+    root_token, _ = credentials.create_token(superadmin, "r", None, ACTOR)
     assert client.simulate_get("/api/users").status_code == 401
     forbidden = client.simulate_get("/api/users", headers=bearer(admin_token))
     assert forbidden.status_code == 403 and forbidden.json["title"] == "Forbidden"

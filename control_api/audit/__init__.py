@@ -1,0 +1,1 @@
+"""The append-only, HMAC-chained, Ed25519-witnessed audit log."""
