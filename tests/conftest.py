@@ -41,7 +41,15 @@ def postgres():
 _db_names = itertools.count()
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc):
+    """Every test that touches the store runs on both backends, unless marked
+    postgres_only (roles, TRUNCATE: things SQLite does not have)."""
+    if "database_url" in metafunc.fixturenames:
+        only_pg = metafunc.definition.get_closest_marker("postgres_only")
+        metafunc.parametrize("database_url", ["postgresql"] if only_pg else list(BACKENDS), indirect=True)
+
+
+@pytest.fixture
 def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'weco.sqlite3'}"
@@ -115,3 +123,18 @@ def admin(users):
 @pytest.fixture
 def superadmin(users):
     return users.create("root@example.test", "superadmin", PASSWORD, ACTOR)
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A skipped test hides a missing peer or an untested backend: fail the run."""
+    if _skipped and exitstatus == 0:
+        session.exitstatus = 1
+        print(f"\nskipped tests are not allowed here: {', '.join(_skipped)}")

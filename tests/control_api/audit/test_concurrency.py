@@ -1,0 +1,84 @@
+"""16 concurrent writers across two gunicorn workers on PostgreSQL: one chain, no gaps."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from control_api.db import open_database
+from control_api.models import AuditEvent, AuditQueue
+from tests.peers.postgres import free_port
+
+WRITERS, EACH = 16, 12
+
+
+def _weco(env, *args):
+    return subprocess.run([sys.executable, "-m", "control_api.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.postgres_only
+def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_path):
+    env = {"PATH": os.environ["PATH"], **env}
+    assert _weco(env, "db", "upgrade").returncode == 0
+    _weco(env, "user", "create", "--email", "ops@example.test", "--role", "admin")
+    made = _weco(env, "token", "create", "--email", "ops@example.test", "--name", "load")
+    token = re.search(r"store it now\): (\S+)", made.stdout).group(1)
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "control_api.cli", "serve", "--bind",
+                               f"127.0.0.1:{port}", "--workers", "2"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/readyz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        failures = []
+
+        def writer(number: int) -> None:
+            with requests.Session() as session:
+                session.headers["Authorization"] = f"Bearer {token}"
+                for i in range(EACH):
+                    result = session.post(f"{base}/api/tokens", json={"name": f"w{number}-{i}"}, timeout=30)
+                    if result.status_code != 201:
+                        failures.append(result.text)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        _, stderr = server.communicate(timeout=30)
+    # Both workers served (each logs its own boot line).
+    pids = set(re.findall(r"Booting worker with pid: (\d+)", stderr))
+    assert len(pids) == 2, stderr
+
+    pub = str(tmp_path / "var" / "audit" / "witness.pub")
+    verified = _weco(env, "audit", "verify", "--witness-pub", pub)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # db.upgrade + user.create + token.create (CLI) + every API token creation.
+    expected = 3 + WRITERS * EACH
+    assert f"rows verified: {expected} (row 1 at" in verified.stdout
+    db = open_database(database_url)
+    seqs = [row.seq for row in AuditEvent.select(AuditEvent.seq).order_by(AuditEvent.seq)]
+    assert seqs == list(range(1, expected + 1))
+    assert AuditQueue.select().count() == 0
+    db.close()

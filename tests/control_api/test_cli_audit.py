@@ -1,0 +1,157 @@
+"""`weco audit ...` and what the CLI records, against a real store on both backends."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from control_api.db import open_database
+from control_api.models import AuditEvent, User
+from tests.control_api.audit.helpers import drop_guards, sql
+
+
+@pytest.fixture
+def weco(env):
+    full_env = {"PATH": "/usr/bin:/bin", **env}
+
+    def run(*args: str, stdin: str | None = None, **extra) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "control_api.cli", *args], env={**full_env, **extra},
+                              input=stdin, capture_output=True, text=True, timeout=120)
+
+    assert run("db", "upgrade").returncode == 0
+    return run
+
+
+@pytest.fixture
+def store(database_url):
+    db = open_database(database_url)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def pub(tmp_path):
+    return str(tmp_path / "var" / "audit" / "witness.pub")
+
+
+def populate(weco) -> None:
+    weco("user", "create", "--email", "a@example.test", "--role", "superadmin")
+    weco("token", "create", "--email", "a@example.test", "--name", "ci")
+    weco("token", "revoke", "--id", "1")
+
+
+def test_cli_mutations_are_recorded_with_the_os_user(weco, store):
+    populate(weco)
+    actions = [(row.action, row.actor, row.target) for row in AuditEvent.select().order_by(AuditEvent.seq)]
+    me = f"cli:{getpass.getuser()}"
+    assert actions == [("db.upgrade", me, "store"), ("user.create", me, "user:1"),
+                       ("token.create", me, "token:1"), ("token.revoke", me, "token:1")]
+
+
+def test_witness_keygen_writes_a_private_half_only_the_owner_reads(weco, tmp_path):
+    out = tmp_path / "keys"
+    result = weco("audit", "witness-keygen", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((out / "witness.key").stat().st_mode) == 0o600
+    assert (out / "witness.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    again = weco("audit", "witness-keygen", "--out", str(out))
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+
+
+def test_verify_passes_then_names_the_first_bad_row(weco, store, pub):
+    populate(weco)
+    good = weco("audit", "verify", "--witness-pub", pub)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.startswith("audit log: OK\nrows verified: 4 (row 1 at ")
+    assert "rows/s" in good.stdout
+    drop_guards(store)
+    sql(store, "UPDATE audit_events SET target = 'user:2' WHERE seq = 2")
+    bad = weco("audit", "verify", "--witness-pub", pub)
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[0] == (
+        "audit log: BROKEN: row 2: target expected 'user:1' (signed), found 'user:2'")
+    assert "rows verified: 1 (row 1 at" in bad.stdout
+
+
+def test_verify_refuses_a_foreign_witness_key(weco, store, tmp_path):
+    populate(weco)
+    weco("audit", "witness-keygen", "--out", str(tmp_path / "other"))
+    result = weco("audit", "verify", "--witness-pub", str(tmp_path / "other" / "witness.pub"))
+    assert result.returncode == 1 and "unknown witness key id" in result.stdout
+
+
+def test_checkpoint_then_truncation_is_reported(weco, store, pub, tmp_path):
+    populate(weco)
+    made = weco("audit", "checkpoint")
+    assert made.returncode == 0 and made.stdout.startswith("checkpoint: 4 rows, head ")
+    checkpoints = str(tmp_path / "var" / "audit" / "checkpoints.jsonl")
+    assert weco("audit", "verify", "--witness-pub", pub, "--checkpoint", checkpoints).returncode == 0
+    drop_guards(store)
+    sql(store, "DELETE FROM audit_events WHERE seq = 4")
+    result = weco("audit", "verify", "--witness-pub", pub, "--checkpoint", checkpoints)
+    assert result.returncode == 1
+    assert "log truncated: checkpoint line 1" in result.stdout and "ends at row 3" in result.stdout
+
+
+def test_export_verifies_offline_and_catches_an_edited_line(weco, store, pub, tmp_path):
+    populate(weco)
+    out = tmp_path / "export.jsonl"
+    exported = weco("audit", "export", "--since", "30d", "--out", str(out))
+    assert exported.returncode == 0 and "exported 4 rows" in exported.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    header, *lines = out.read_text().splitlines()
+    assert json.loads(header)["first_seq"] == 1 and len(lines) == 4
+    # Offline: the store is unreachable, the export alone is checked.
+    offline = {"FF_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    good = weco("audit", "verify", "--witness-pub", pub, "--export", str(out), **offline)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "rows verified: 4" in good.stdout
+    row = json.loads(lines[2])
+    row["event_json"] = row["event_json"].replace("token:1", "token:9")
+    out.write_text("\n".join([header, lines[0], lines[1], json.dumps(row), lines[3]]) + "\n")
+    bad = weco("audit", "verify", "--witness-pub", pub, "--export", str(out), **offline)
+    assert bad.returncode == 1 and bad.stdout.startswith("audit log: BROKEN: row 3: MAC expected")
+    assert weco("audit", "export", "--out", str(out)).returncode != 0  # never overwrites
+
+
+def test_export_of_a_recent_slice_says_where_it_starts(weco, store, pub, tmp_path):
+    populate(weco)
+    out = tmp_path / "slice.jsonl"
+    since = "2999-01-01T00:00:00Z"
+    assert weco("audit", "export", "--since", since, "--out", str(out)).returncode == 0
+    assert json.loads(out.read_text().splitlines()[0])["first_seq"] is None
+    result = weco("audit", "export", "--since", "soon")
+    assert result.returncode == 1 and "expected Nd, Nh or an ISO 8601 time" in result.stderr
+
+
+def test_a_malformed_export_is_refused_cleanly(weco, pub, tmp_path):
+    path = tmp_path / "junk.jsonl"
+    path.write_text("not json\n")
+    result = weco("audit", "verify", "--witness-pub", pub, "--export", str(path))
+    assert result.returncode == 1 and "is not a weco-audit-export/v1 file" in result.stderr
+    path.write_text('{"format": "weco-audit-export/v1"}\n{"seq": "1"}\n')
+    result = weco("audit", "verify", "--witness-pub", pub, "--export", str(path))
+    assert result.returncode == 1 and "malformed row: seq is not an integer" in result.stdout
+
+
+def test_production_refuses_to_mutate_without_audit_keys(weco, store):
+    result = weco("user", "create", "--email", "b@example.test", "--role", "admin", FF_ENV="production")
+    assert result.returncode == 1
+    assert result.stderr == "weco: FF_AUDIT_SECRET is required when FF_ENV=production\n"
+    assert User.select().count() == 0
+
+
+def test_a_witness_key_others_can_read_is_refused(weco, store, tmp_path):
+    weco("audit", "witness-keygen", "--out", str(tmp_path / "k"))
+    key = tmp_path / "k" / "witness.key"
+    os.chmod(key, 0o644)
+    result = weco("user", "create", "--email", "b@example.test", "--role", "admin",
+                  FF_AUDIT_WITNESS_KEY=str(key))
+    assert result.returncode == 1 and "readable by group or others: chmod 600 it" in result.stderr
+    assert User.select().count() == 0
