@@ -63,7 +63,8 @@ def _refuse_audit_inserts(db) -> None:
         sql(db, "CREATE TRIGGER refuse BEFORE INSERT ON audit_queue "
                 "FOR EACH ROW EXECUTE FUNCTION refuse()")
     else:
-        sql(db, "CREATE TRIGGER refuse BEFORE INSERT ON audit_queue BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        sql(db, "CREATE TRIGGER refuse BEFORE INSERT ON audit_queue "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
 
 
 def test_no_mutation_when_the_event_cannot_be_written_and_the_api_says_503(deps, client, admin):
