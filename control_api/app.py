@@ -30,8 +30,11 @@ class Deps:
     hasher: PasswordHasher | None = None
 
 
-def build_audit_log(settings: Settings, db: peewee.Database, clock: SystemClock) -> AuditLog:
-    """The audit log with its keys; raises AuditKeyError when a key is missing or unsafe."""
+def build_audit_log(
+    settings: Settings, db: peewee.Database, clock: SystemClock, seal_after_commit: bool = True
+) -> AuditLog:
+    """The audit log with its keys; raises AuditKeyError when a key is missing or unsafe.
+    A server passes seal_after_commit=False and runs a background sealer instead."""
     return AuditLog(
         db,
         clock,
@@ -39,12 +42,15 @@ def build_audit_log(settings: Settings, db: peewee.Database, clock: SystemClock)
         keys.load_witness(settings),
         keys.checkpoint_file(settings),
         settings.audit_checkpoint_every,
+        seal_after_commit=seal_after_commit,
     )
 
 
-def build_deps(settings: Settings, db: peewee.Database, **overrides) -> Deps:
+def build_deps(settings: Settings, db: peewee.Database, seal_after_commit: bool = True,
+               **overrides) -> Deps:
     clock = overrides.pop("clock", None) or SystemClock()
-    return Deps(settings, db, build_audit_log(settings, db, clock), clock, **overrides)
+    audit = build_audit_log(settings, db, clock, seal_after_commit)
+    return Deps(settings, db, audit, clock, **overrides)
 
 
 def build_credentials(deps: Deps) -> CredentialService:

@@ -24,7 +24,9 @@ class _Gunicorn(BaseApplication):
         # Runs in each worker after fork: no connection is shared across processes.
         configure_logging(self.settings.log_level)
         db = open_database(self.settings.effective_database_url)
-        return create_app(build_deps(self.settings, db))
+        deps = build_deps(self.settings, db, seal_after_commit=False)
+        deps.audit.start_background_sealer()
+        return create_app(deps)
 
 
 def serve(settings: Settings, bind: str, workers: int) -> None:

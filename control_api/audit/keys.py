@@ -4,6 +4,7 @@ production they must be configured, and a key file others can read is refused.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -21,10 +22,22 @@ class AuditKeyError(Exception):
 
 
 def _write_private(path: Path, data: bytes) -> None:
+    """Create `path` (0600) whole or not at all; FileExistsError if it is already there.
+
+    Written under a temporary name, then hard-linked into place: a process racing
+    this one (gunicorn workers starting together) sees no file or a complete one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    finally:
+        temporary.unlink()
 
 
 def _read_private(path: Path, what: str) -> bytes:
@@ -59,7 +72,7 @@ def load_chain_key(settings: Settings) -> ChainKey:
     if not settings.is_dev:
         raise AuditKeyError("FF_AUDIT_SECRET is required when FF_ENV=production")
     path = audit_dir(settings) / "chain.secret"
-    if not path.exists():
+    with contextlib.suppress(FileExistsError):
         _write_private(path, secrets.token_hex(32).encode("ascii"))
     return ChainKey(_read_private(path, "audit secret file").strip())
 
@@ -70,7 +83,8 @@ def load_witness(settings: Settings) -> Witness:
     elif settings.is_dev:
         path = audit_dir(settings) / "witness.key"
         if not path.exists():
-            write_witness_pair(path.parent)
+            with contextlib.suppress(AuditKeyError, FileExistsError):
+                write_witness_pair(path.parent)
     else:
         raise AuditKeyError(
             "FF_AUDIT_WITNESS_KEY is required when FF_ENV=production "

@@ -3,11 +3,19 @@
 A mutation and its events commit together: `AuditLog.mutation()` opens the
 transaction, `record` signs each event with the witness and queues it in that same
 transaction, and any failure there rolls the mutation back (AuditUnavailable,
-answered as 503). After commit the caller seals: one sealer at a time (an advisory
-lock on PostgreSQL; SQLite has one writer anyway) moves every queued event into
-audit_events with its sequence number and chain MAC, in one transaction. Writers
-therefore never hold a chain lock while they commit; like a transparency log
-(Rekor's signed promise, then batched integration) the chain grows in batches.
+answered as 503). So no mutation exists without its signed, durable event.
+
+Sealing is separate: one sealer at a time (an advisory lock on PostgreSQL; SQLite
+has one writer anyway) moves every queued event into audit_events with its
+sequence number and chain MAC, in one transaction. Writers never hold a chain lock
+while they commit, so commits proceed in parallel and the chain grows in batches,
+as a transparency log integrates queued entries (Rekor: a signed promise at once,
+inclusion in the next batch).
+
+Who seals: a CLI command seals right after its commit (waiting for the lock), so
+it ends with its event in the chain. A server does not make requests wait on the
+chain: each server process runs a background sealer that seals every queued event
+every SEAL_INTERVAL seconds, skipping a round when another process holds the lock.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -26,12 +36,13 @@ from control_api.audit.chain import GENESIS_MAC, ChainKey, Witness, canonical_js
 from control_api.audit.checkpoints import CheckpointFile
 from control_api.clock import SystemClock
 from control_api.db import dialect
-from control_api.models import AuditEvent, AuditQueue
 
 log = logging.getLogger(__name__)
 
 _PG_SEAL_LOCK = 0x77656331
 SEAL_BATCH = 1000
+# How long a server leaves an event queued at most (plus the sealing itself).
+SEAL_INTERVAL = 0.05
 
 
 class AuditUnavailable(Exception):
@@ -64,6 +75,7 @@ class AuditLog:
         checkpoints: CheckpointFile,
         checkpoint_every: int = 1000,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        seal_after_commit: bool = True,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -72,15 +84,19 @@ class AuditLog:
         self.checkpoints = checkpoints
         self.checkpoint_every = checkpoint_every
         self.new_id = new_id
+        self.seal_after_commit = seal_after_commit
+        self._queue_insert = _insert_sql("audit_queue", _QUEUE_COLUMNS, 1, db.param)
 
     # -- recording ------------------------------------------------------------------
 
     @contextlib.contextmanager
     def mutation(self) -> Iterator[AuditLog]:
         """A transaction whose changes and recorded events commit together."""
+        outermost = not self.db.in_transaction()
         with self.db.atomic():
             yield self
-        self.seal_quietly()
+        if outermost and self.seal_after_commit:
+            self.seal_quietly()
 
     def record(self, actor: Actor, action: str, target: str, metadata: dict | None = None) -> None:
         """Sign and queue one event; only inside `mutation()`."""
@@ -99,12 +115,10 @@ class AuditLog:
         try:
             event_json = canonical_json(event)
             signature = self.witness.sign_event(event_json)
-            AuditQueue.create(
-                event_json=event_json,
-                witness_key_id=self.witness.key_id,
-                signature=signature,
-                queued_at=self.clock.now(),
-            )
+            # Plain SQL (built from constants only): this runs in every mutation, and
+            # building it through the ORM cost as much CPU as all other audit work.
+            self.db.execute_sql(self._queue_insert,
+                                (event_json, self.witness.key_id, signature, self.clock.now()))
         except Exception as exc:
             log.error("audit event %s could not be recorded: %s", action, exc)
             raise AuditUnavailable(f"the audit event {action} could not be recorded") from exc
@@ -124,59 +138,104 @@ class AuditLog:
         except Exception:
             log.exception("sealing the audit queue failed; the next seal will retry")
 
-    def seal(self) -> SealResult:
-        """Move every queued event into the chain; return the new head."""
+    def seal(self, wait: bool = True) -> SealResult | None:
+        """Move every queued event into the chain; return the new head, or None when
+        wait=False and another sealer holds the lock."""
         total = 0
         while True:
-            result, passed_checkpoint = self._seal_batch()
+            sealed = self._seal_batch(wait)
+            if sealed is None:
+                return None
+            result, passed_checkpoint = sealed
             total += result.sealed
             if passed_checkpoint:
                 self.checkpoint(result)
             if result.sealed < SEAL_BATCH:
                 return dataclasses.replace(result, sealed=total)
 
-    def _seal_batch(self) -> tuple[SealResult, bool]:
+    def start_background_sealer(self, interval: float = SEAL_INTERVAL) -> threading.Thread:
+        """Seal stragglers every `interval` seconds for the life of the process."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    self.seal(wait=False)
+                except Exception:
+                    log.exception("background audit sealing failed; retrying")
+                finally:
+                    self.db.close()
+
+        thread = threading.Thread(target=loop, name="audit-sealer", daemon=True)
+        thread.start()
+        return thread
+
+    def _seal_batch(self, wait: bool) -> tuple[SealResult, bool] | None:
         with self.db.atomic():
             if dialect(self.db) == "postgresql":
-                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_SEAL_LOCK,))
-            head = AuditEvent.select(AuditEvent.seq, AuditEvent.mac).order_by(AuditEvent.seq.desc()).first()
-            seq, prev_mac = (head.seq, head.mac) if head else (0, GENESIS_MAC)
+                if wait:
+                    self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_SEAL_LOCK,))
+                else:
+                    cursor = self.db.execute_sql("SELECT pg_try_advisory_xact_lock(%s)",
+                                                 (_PG_SEAL_LOCK,))
+                    if not cursor.fetchone()[0]:
+                        return None
+            head = self.db.execute_sql(
+                "SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev_mac = head if head else (0, GENESIS_MAC)
             start = seq
-            queued = list(AuditQueue.select().order_by(AuditQueue.id).limit(SEAL_BATCH))
-            rows = []
-            for item in queued:
+            queued = self.db.execute_sql(_SELECT_QUEUED).fetchall()
+            values: list = []
+            for _, event_json, witness_key_id, signature in queued:
                 seq += 1
-                mac = self.chain_key.mac(seq, prev_mac, item.witness_key_id, item.signature, item.event_json)
-                rows.append(_sealed_row(seq, item, self.chain_key.key_id, prev_mac, mac))
+                mac = self.chain_key.mac(seq, prev_mac, witness_key_id, signature, event_json)
+                values += _sealed_row(seq, event_json, witness_key_id, signature,
+                                      self.chain_key.key_id, prev_mac, mac)
                 prev_mac = mac
-            if rows:
-                AuditEvent.insert_many(rows).execute()
-                AuditQueue.delete().where(AuditQueue.id.in_([item.id for item in queued])).execute()
+            if queued:
+                # Plain SQL for the same reason as in record(): per-row ORM cost. Only
+                # placeholders and constant column names are formatted in.
+                insert = _insert_sql("audit_events", _SEALED_COLUMNS, len(queued), self.db.param)
+                self.db.execute_sql(insert, values)
+                ids = [item[0] for item in queued]
+                self.db.execute_sql(_delete_queued_sql(len(ids), self.db.param), ids)
         passed = self.checkpoint_every and seq // self.checkpoint_every > start // self.checkpoint_every
-        return SealResult(len(rows), seq, prev_mac), bool(passed)
+        return SealResult(len(queued), seq, prev_mac), bool(passed)
 
     def checkpoint(self, head: SealResult | None = None) -> dict | None:
         """Sign the current head and append it to the checkpoint file."""
         if head is None:
-            head = self.seal()
+            head = self.seal(wait=True)
         if head.head_seq == 0:
             return None
         return self.checkpoints.append(self.witness, head.head_seq, head.head_mac, self.clock.now())
 
 
-def _sealed_row(seq: int, item: AuditQueue, mac_key_id: str, prev_mac: str, mac: str) -> dict:
-    event = json.loads(item.event_json)
-    return {
-        "seq": seq,
-        "event_id": event["id"],
-        "occurred_at": dt.datetime.fromisoformat(event["time"].removesuffix("Z")),
-        "actor": event["actor"],
-        "action": event["action"],
-        "target": event["target"],
-        "event_json": item.event_json,
-        "witness_key_id": item.witness_key_id,
-        "signature": item.signature,
-        "mac_key_id": mac_key_id,
-        "prev_mac": prev_mac,
-        "mac": mac,
-    }
+_QUEUE_COLUMNS = ("event_json", "witness_key_id", "signature", "queued_at")
+_SELECT_QUEUED = ("SELECT id, event_json, witness_key_id, signature FROM audit_queue "  # noqa: S608
+                  f"ORDER BY id LIMIT {SEAL_BATCH}")
+
+
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int, param: str) -> str:
+    """INSERT of `rows` rows; only constant names and placeholders are formatted in."""
+    row = "(" + ", ".join([param] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)  # noqa: S608
+
+
+def _delete_queued_sql(count: int, param: str) -> str:
+    # Exactly the ids sealed: a range would also take a row whose transaction began
+    # earlier but committed after the SELECT, unsealed.
+    return f"DELETE FROM audit_queue WHERE id IN ({', '.join([param] * count)})"  # noqa: S608
+
+
+_SEALED_COLUMNS = ("seq", "event_id", "occurred_at", "actor", "action", "target", "event_json",
+                   "witness_key_id", "signature", "mac_key_id", "prev_mac", "mac")
+
+
+def _sealed_row(seq: int, event_json: str, witness_key_id: str, signature: str,
+                mac_key_id: str, prev_mac: str, mac: str) -> list:
+    """Values for _SEALED_COLUMNS; the indexed columns repeat what the signed event says."""
+    event = json.loads(event_json)
+    occurred_at = dt.datetime.fromisoformat(event["time"].removesuffix("Z"))
+    return [seq, event["id"], occurred_at, event["actor"], event["action"], event["target"],
+            event_json, witness_key_id, signature, mac_key_id, prev_mac, mac]

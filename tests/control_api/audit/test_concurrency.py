@@ -64,6 +64,12 @@ def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_p
         for thread in threads:
             thread.join()
         assert failures == []
+        # The servers' background sealers chain what the requests queued.
+        db = open_database(database_url)
+        while AuditQueue.select().count():
+            assert time.monotonic() < deadline + 60, "events left unsealed"
+            time.sleep(0.05)
+        db.close()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)

@@ -82,7 +82,7 @@ def test_no_mutation_when_the_event_cannot_be_written_and_the_api_says_503(deps,
 def test_a_failed_seal_loses_nothing(deps, monkeypatch):
     fill(deps.audit, 2)
     original = deps.audit._seal_batch
-    monkeypatch.setattr(deps.audit, "_seal_batch", lambda: (_ for _ in ()).throw(OSError("boom")))
+    monkeypatch.setattr(deps.audit, "_seal_batch", lambda wait: (_ for _ in ()).throw(OSError("boom")))
     fill(deps.audit, 3)  # committed and signed, not sealed
     assert AuditQueue.select().count() == 3
     monkeypatch.setattr(deps.audit, "_seal_batch", original)
