@@ -73,10 +73,12 @@ class Verifier:
         witnesses: Iterable[WitnessPublic],
         chain_keys: Iterable[ChainKey],
         progress: Callable[[int], None] | None = None,
+        progress_every: int = 50000,
     ) -> None:
         self.witnesses = {w.key_id: w for w in witnesses}
         self.chain_keys = {k.key_id: k for k in chain_keys}
         self.progress = progress
+        self.progress_every = progress_every
 
     def verify(
         self,
@@ -147,7 +149,7 @@ class Verifier:
             report.last_time = time_text(row["occurred_at"])
             prev_mac = row["mac"]
             expected_seq = seq + 1
-            if self.progress and report.rows % 50000 == 0:
+            if self.progress and report.rows % self.progress_every == 0:
                 self.progress(report.rows)
         return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from control_api.audit.chain import GENESIS_MAC
+from control_api.audit.verify import Verifier, rows_from_store
 from tests.control_api.audit.helpers import COLUMNS, drop_guards, fill, row, sql, verify_store
 
 
@@ -27,6 +28,14 @@ def test_an_intact_log_verifies(deps):
     fill(deps.audit, 10)
     report = verify_store(deps.audit)
     assert report.ok and report.rows == 10 and (report.first_seq, report.last_seq) == (1, 10)
+
+
+def test_progress_is_reported_on_long_logs(deps):
+    fill(deps.audit, 10)
+    seen = []
+    verifier = Verifier([deps.audit.witness.public], [deps.audit.chain_key], seen.append, progress_every=4)
+    assert verifier.verify(rows_from_store(batch=3)).ok
+    assert seen == [4, 8]
 
 
 def test_edited_indexed_column(log):
