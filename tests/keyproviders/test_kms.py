@@ -44,7 +44,7 @@ def test_vault_tampered_wrapped_secret_is_refused(vault_context, tmp_path):
 def test_vault_unreachable_and_unauthenticated(tmp_path, openbao):
     down = ProviderContext(tmp_path, {"VAULT_ADDR": f"http://127.0.0.1:{free_port()}", "VAULT_TOKEN": "x"})
     provider = resolve(f"vault:weco-master?wrapped={tmp_path}/w.json", down)
-    with pytest.raises(KeyProviderError, match="vault: cannot reach http://127.0.0.1:"):
+    with pytest.raises(KeyProviderError, match=r"vault: cannot reach http://127\.0\.0\.1:"):
         provider.store(SECRET)
     bad_token = ProviderContext(tmp_path, {"VAULT_ADDR": openbao.address, "VAULT_TOKEN": "wrong"})
     with pytest.raises(KeyProviderError, match="refused"):
@@ -103,13 +103,13 @@ def test_aws_tampered_wrapped_secret_is_refused(moto, aws_credentials, context, 
                        context)
     provider.store(SECRET)
     tamper(wrapped)
-    with pytest.raises(KeyProviderError, match="aws-kms: decrypt with key .* refused"):
+    with pytest.raises(KeyProviderError, match=r"aws-kms: decrypt with key .* refused"):
         provider.unwrap()
 
 
 def test_aws_unreachable(aws_credentials, context):
     provider = resolve(f"aws-kms:k?endpoint=http://127.0.0.1:{free_port()}&region=us-east-1", context)
-    with pytest.raises(KeyProviderError, match="aws-kms: cannot reach http://127.0.0.1:"):
+    with pytest.raises(KeyProviderError, match=r"aws-kms: cannot reach http://127\.0\.0\.1:"):
         provider.store(SECRET)
 
 
@@ -131,7 +131,7 @@ def test_gcp_wrong_key_is_refused(gcp, context, tmp_path):
     wrapped = tmp_path / "w.json"
     gcp_provider(gcp, context, wrapped=wrapped).store(SECRET)
     wrapped.write_text(wrapped.read_text().replace(GCP_KEY, GCP_OTHER))
-    with pytest.raises(KeyProviderError, match="gcp-kms: decrypt with key .* refused: 400"):
+    with pytest.raises(KeyProviderError, match=r"gcp-kms: decrypt with key .* refused: 400"):
         gcp_provider(gcp, context, GCP_OTHER, wrapped).unwrap()
 
 

@@ -73,7 +73,8 @@ class FakeCloudKms:
         plaintext = base64.b64decode(body.get("plaintext", ""))
         aad = base64.b64decode(body.get("additionalAuthenticatedData", ""))
         if "plaintextCrc32c" in body and body["plaintextCrc32c"] != _crc(plaintext):
-            return 400, _error(400, "INVALID_ARGUMENT", "The checksum in field plaintext_crc32c did not match.")
+            return 400, _error(400, "INVALID_ARGUMENT",
+                               "The checksum in field plaintext_crc32c did not match.")
         nonce = os.urandom(12)
         ciphertext = b"fake1" + nonce + AESGCM(self.keys[name]).encrypt(nonce, plaintext, aad)
         answer = {"name": f"{name}/cryptoKeyVersions/1",
@@ -92,7 +93,8 @@ class FakeCloudKms:
         ciphertext = base64.b64decode(body.get("ciphertext", ""))
         aad = base64.b64decode(body.get("additionalAuthenticatedData", ""))
         if "ciphertextCrc32c" in body and body["ciphertextCrc32c"] != _crc(ciphertext):
-            return 400, _error(400, "INVALID_ARGUMENT", "The checksum in field ciphertext_crc32c did not match.")
+            return 400, _error(400, "INVALID_ARGUMENT",
+                               "The checksum in field ciphertext_crc32c did not match.")
         try:
             if not ciphertext.startswith(b"fake1"):
                 raise InvalidTag
