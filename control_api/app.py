@@ -16,6 +16,7 @@ from control_api.auth.login import LoginService
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
+from control_api.masterkey import MasterKeys
 from control_api.resources import audit, auth, health, openapi, tokens, users
 from control_api.settings import Settings
 
@@ -25,6 +26,7 @@ class Deps:
     settings: Settings
     db: peewee.Database
     audit: AuditLog
+    keys: MasterKeys
     clock: SystemClock = dataclasses.field(default_factory=SystemClock)
     tokens: SecretTokens = dataclasses.field(default_factory=SecretTokens)
     hasher: PasswordHasher | None = None
@@ -50,7 +52,7 @@ def build_deps(settings: Settings, db: peewee.Database, seal_after_commit: bool 
                **overrides) -> Deps:
     clock = overrides.pop("clock", None) or SystemClock()
     audit = build_audit_log(settings, db, clock, seal_after_commit)
-    return Deps(settings, db, audit, clock, **overrides)
+    return Deps(settings, db, audit, MasterKeys(settings, db, audit, clock), clock, **overrides)
 
 
 def build_credentials(deps: Deps) -> CredentialService:

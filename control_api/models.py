@@ -93,3 +93,16 @@ class AuditEvent(BaseModel):
 
     CHAIN_FIELDS = ("seq", "event_id", "occurred_at", "actor", "action", "target", "event_json",
                     "witness_key_id", "signature", "mac_key_id", "prev_mac", "mac")
+
+
+class MasterKey(BaseModel):
+    """A master secret the store has used: active, the target of a rotation, or retired."""
+
+    key_id = peewee.TextField(primary_key=True)
+    provider_uri = peewee.TextField()
+    state = peewee.TextField()
+    created_at = peewee.DateTimeField()
+    retired_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "master_keys"

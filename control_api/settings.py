@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -120,6 +121,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_AUDIT_CHECKPOINT_FILE", "", "empty or a file path",
          "Where signed checkpoints are appended; ship it off the machine. Empty: "
          "FF_DATA_DIR/audit/checkpoints.jsonl.", str),
+    Spec("FF_MASTER_SECRET_PROVIDER", "", "empty, a provider URI, or a JSON list of URIs",
+         "Where MASTER_SECRET comes from: file:PATH, env-cmd:COMMAND, vault:KEY, aws-kms:KEY, "
+         "gcp-kms:KEY (a list is tried in order). Empty: file:FF_DATA_DIR/keys/master.key, "
+         "created 0600 on first use.", str),
+    Spec("FF_KEY_LOCAL_FORBID", "0", "0 | 1",
+         "1 refuses the local providers file: and env-cmd: at start-up (production with a KMS).",
+         _choice("0", "1")),
     Spec("FF_AUDIT_CHECKPOINT_EVERY", "1000", "0..1000000000",
          "Write a checkpoint each time the log grows past a multiple of this many rows "
          "(0: only on demand, `weco audit checkpoint`).", _int_range(0, 1000000000)),
@@ -141,6 +149,10 @@ class Settings:
     audit_witness_key: str
     audit_checkpoint_file: str
     audit_checkpoint_every: int
+    master_secret_provider: str
+    key_local_forbid: str
+    # Vault's own variables, for the vault: provider (hvac's usual names).
+    vault_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def is_dev(self) -> bool:
@@ -152,6 +164,8 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'weco.sqlite3').resolve()}"
 
+
+VAULT_ENV = ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_CACERT")
 
 _FIELD_OF = {spec.name: spec.name.removeprefix("FF_").lower() for spec in SPECS}
 
@@ -172,6 +186,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             shown = REDACTED if spec.secret else repr(raw)
             raise SettingsError(f"{spec.name}={shown} is not allowed: expected {spec.allowed}") from None
     values["data_dir"] = Path(values["data_dir"])
+    values["vault_env"] = MappingProxyType({k: environ[k] for k in VAULT_ENV if environ.get(k)})
     return Settings(**values)
 
 

@@ -80,8 +80,9 @@ def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_p
     pub = str(tmp_path / "var" / "audit" / "witness.pub")
     verified = _weco(env, "audit", "verify", "--witness-pub", pub)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    # db.upgrade + user.create + token.create (CLI) + every API token creation.
-    expected = 3 + WRITERS * EACH
+    # db.upgrade + user.create + token.create (CLI), the master key registered when
+    # `weco serve` first loads it, and every API token creation.
+    expected = 4 + WRITERS * EACH
     assert f"rows verified: {expected} (row 1 at" in verified.stdout
     db = open_database(database_url)
     seqs = [row.seq for row in AuditEvent.select(AuditEvent.seq).order_by(AuditEvent.seq)]

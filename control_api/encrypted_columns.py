@@ -1,0 +1,17 @@
+"""Every encrypted column, in one list: rotation walks it, and the AAD of each value
+is (table, column, row id). A column holding a secret is added here when it is
+created; none exists yet (host SSH keys and TOTP seeds arrive with their issues)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class EncryptedColumn:
+    table: str
+    column: str
+    id_column: str = "id"
+
+
+ENCRYPTED_COLUMNS: list[EncryptedColumn] = []

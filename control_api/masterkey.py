@@ -1,0 +1,135 @@
+"""Loading the master secret through the providers into a Keyring, checked against
+the store's record of which secret its ciphertexts are under.
+
+The store remembers (master_keys) the active key id and, during a rotation, the
+target's key id and provider URI. A process loads the configured secret and the
+other one it needs from that record, so both old and new ciphertexts read during a
+rotation; a retired or foreign secret is refused with a message naming the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import peewee
+
+from control_api.audit.log import Actor, AuditLog
+from control_api.clock import SystemClock
+from control_api.crypto import MASTER_SECRET_BYTES, Aad, CryptoError, Keyring, key_id_of, master_key_id
+from control_api.models import MasterKey
+from control_api.settings import Settings
+from keyproviders import (
+    KeyProvider,
+    KeyProviderError,
+    ProviderContext,
+    load_master_secret,
+    parse_provider_list,
+    resolve,
+)
+
+log = logging.getLogger(__name__)
+SYSTEM = Actor("system")
+
+
+class MasterKeyError(Exception):
+    """The master secret cannot be loaded or does not fit the store; str() says what to do."""
+
+
+def provider_context(settings: Settings) -> ProviderContext:
+    return ProviderContext(data_dir=settings.data_dir, env=settings.vault_env)
+
+
+def configured_uris(settings: Settings) -> list[str]:
+    if settings.master_secret_provider:
+        return parse_provider_list(settings.master_secret_provider)
+    return [f"file:{settings.data_dir / 'keys' / 'master.key'}"]
+
+
+def new_secret() -> bytes:
+    return secrets.token_bytes(MASTER_SECRET_BYTES)
+
+
+class MasterKeys:
+    """The keyring of this process, loaded on first use and reloaded when a ciphertext
+    names a key it lacks (a rotation started after this process did)."""
+
+    def __init__(self, settings: Settings, db: peewee.Database, audit: AuditLog, clock: SystemClock):
+        self.settings, self.db, self.audit, self.clock = settings, db, audit, clock
+        self._keyring: Keyring | None = None
+
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            self._keyring = self._load()
+        return self._keyring
+
+    def encrypt(self, plaintext: bytes, *, aad: Aad) -> str:
+        return self.keyring().encrypt(plaintext, aad=aad)
+
+    def decrypt(self, token: str, *, aad: Aad) -> bytes:
+        if key_id_of(token) not in self.keyring().key_ids:
+            self._keyring = self._load()
+        return self.keyring().decrypt(token, aad=aad)
+
+    def _load(self) -> Keyring:
+        try:
+            secret, provider = self._configured_secret()
+        except KeyProviderError as exc:
+            raise MasterKeyError(str(exc)) from None
+        key_id = master_key_id(secret)
+        with self.db.atomic():
+            rows = {row.key_id: row for row in MasterKey.select()}
+        if not rows:
+            self._register(key_id, provider)
+            return Keyring(secret)
+        active = next((r for r in rows.values() if r.state == "active"), None)
+        target = next((r for r in rows.values() if r.state == "rotating"), None)
+        needed = [r for r in (active, target) if r is not None]
+        if key_id not in {r.key_id for r in needed}:
+            raise MasterKeyError(self._mismatch(key_id, rows, active))
+        loaded = {key_id: secret}
+        for row in needed:
+            if row.key_id not in loaded:
+                loaded[row.key_id] = self._secret_of(row)
+        current = target or active
+        return Keyring(loaded[current.key_id], tuple(v for k, v in loaded.items() if k != current.key_id))
+
+    def _configured_secret(self) -> tuple[bytes, KeyProvider]:
+        context = provider_context(self.settings)
+        uris = configured_uris(self.settings)
+        if not self.settings.master_secret_provider and self.settings.key_local_forbid != "1":
+            default = resolve(uris[0], context)
+            if not default.path.exists():
+                # The embedded default: created on first use, 0600, never overwritten.
+                default.store(new_secret())
+                log.info("created the master secret at %s", default.path)
+        return load_master_secret(uris, context, self.settings.key_local_forbid == "1")
+
+    def _secret_of(self, row: MasterKey) -> bytes:
+        try:
+            secret = resolve(row.provider_uri, provider_context(self.settings)).unwrap()
+        except KeyProviderError as exc:
+            raise MasterKeyError(
+                f"master key {row.key_id} ({row.state}) from {row.provider_uri}: {exc}") from None
+        if master_key_id(secret) != row.key_id:
+            raise MasterKeyError(f"{row.provider_uri} no longer yields master key {row.key_id}")
+        return secret
+
+    def _register(self, key_id: str, provider: KeyProvider) -> None:
+        with self.audit.mutation():
+            MasterKey.insert(key_id=key_id, provider_uri=provider.uri, state="active",
+                             created_at=self.clock.now()).on_conflict_ignore().execute()
+            self.audit.record(SYSTEM, "master_secret.register", f"master_key:{key_id}",
+                              {"provider": provider.uri.split(":", 1)[0]})
+
+    @staticmethod
+    def _mismatch(key_id: str, rows: dict, active: MasterKey | None) -> str:
+        if key_id in rows and rows[key_id].state == "retired":
+            return (f"the configured master secret ({key_id}) was retired by a rotation; the store uses "
+                    f"{active.key_id} from {active.provider_uri}: set FF_MASTER_SECRET_PROVIDER to it")
+        return (f"the configured master secret ({key_id}) is not the store's"
+                + (f" ({active.key_id}, from {active.provider_uri})" if active else ""))
+
+
+def describe_failure(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, MasterKeyError | KeyProviderError | CryptoError) else repr(exc)
