@@ -114,7 +114,7 @@ def _split(token: str) -> tuple[str, str, bytes]:
     if len(parts) != 3:
         raise CryptoError("not a ciphertext: expected VERSION.KEYID.DATA")
     try:
-        raw = base64.urlsafe_b64decode(parts[2].encode("ascii"))
+        raw = base64.b64decode(parts[2].encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise CryptoError("ciphertext data is not base64url") from None
     return parts[0], parts[1], raw

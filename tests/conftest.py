@@ -14,6 +14,9 @@ from control_api.audit.log import Actor
 from control_api.auth.passwords import PasswordHasher
 from control_api.db import open_database
 from control_api.settings import load_settings
+from tests.peers.gcpkms import FakeCloudKms
+from tests.peers.moto import CREDENTIALS, MotoServer
+from tests.peers.openbao import OpenBao
 from tests.peers.postgres import PostgresCluster
 
 BACKENDS = ("sqlite", "postgresql")
@@ -37,6 +40,36 @@ def postgres():
     yield cluster
     cluster.stop()
 
+
+@pytest.fixture(scope="session")
+def openbao():
+    server = OpenBao().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto():
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch):
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(scope="session")
+def gcp():
+    server = FakeCloudKms(GCP_KEYS).start()
+    yield server
+    server.stop()
+
+
+GCP_KEYS = ["projects/weco/locations/global/keyRings/ops/cryptoKeys/master",
+            "projects/weco/locations/global/keyRings/ops/cryptoKeys/other"]
 
 _db_names = itertools.count()
 

@@ -7,40 +7,11 @@ import os
 import pytest
 
 from keyproviders import ProviderContext
-from tests.peers.gcpkms import FakeCloudKms
-from tests.peers.moto import CREDENTIALS, MotoServer
-from tests.peers.openbao import ROOT_TOKEN, OpenBao
+from tests.conftest import GCP_KEYS
+from tests.peers.openbao import ROOT_TOKEN
 
-GCP_KEY = "projects/weco/locations/global/keyRings/ops/cryptoKeys/master"
-GCP_OTHER = "projects/weco/locations/global/keyRings/ops/cryptoKeys/other"
+GCP_KEY, GCP_OTHER = GCP_KEYS
 SECRET = bytes(range(32))
-
-
-@pytest.fixture(scope="session")
-def openbao():
-    server = OpenBao().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def moto():
-    server = MotoServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def aws_credentials(monkeypatch):
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-
-
-@pytest.fixture(scope="session")
-def gcp():
-    server = FakeCloudKms([GCP_KEY, GCP_OTHER]).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
