@@ -14,6 +14,7 @@ from control_api.audit.log import AuditLog
 from control_api.auth.credentials import CredentialService
 from control_api.auth.login import LoginService
 from control_api.auth.passwords import PasswordHasher
+from control_api.auth.throttle import LoginThrottle
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
 from control_api.masterkey import MasterKeys
@@ -72,12 +73,13 @@ def build_users(deps: Deps) -> UserService:
 def create_app(deps: Deps) -> falcon.App:
     settings = deps.settings
     credentials = build_credentials(deps)
-    logins = LoginService(build_users(deps), credentials, deps.audit)
+    logins = LoginService(build_users(deps), credentials, deps.audit, LoginThrottle(deps.db, deps.clock))
     cookie = auth.CookiePolicy(secure=not settings.is_dev, max_age=settings.session_max_hours * 3600)
 
     app = falcon.App(
         middleware=[
             middleware.RequestContext(deps.tokens),
+            middleware.ClientAddress(settings.trusted_proxies),
             middleware.SecurityHeaders(),
             middleware.BodyLimit(settings.max_body_bytes),
             middleware.StoreConnection(deps.db),

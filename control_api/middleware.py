@@ -4,6 +4,7 @@ limit, the store connection, and resolving who is calling (with CSRF protection)
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import time
 
@@ -54,11 +55,37 @@ class RequestContext:
                 "path": req.path,
                 "status": resp.status_code,
                 "duration_ms": round((time.perf_counter() - req.context.started) * 1000, 2),
-                "remote_addr": req.remote_addr,
+                "remote_addr": req.context.get("client_ip", req.remote_addr),
                 "user_id": principal.user.id if principal else None,
             },
         )
         request_id_var.reset(req.context.token)
+
+
+class ClientAddress:
+    """req.context.client_ip: the socket's peer, unless that peer is a trusted proxy;
+    then the nearest X-Forwarded-For entry that is not one. A client can never pick
+    the address it is throttled and audited as."""
+
+    def __init__(self, trusted: tuple) -> None:
+        self.trusted = trusted
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        address = req.remote_addr or ""
+        if self.trusted and self._is_trusted(address):
+            forwarded = [part.strip() for part in (req.get_header("X-Forwarded-For") or "").split(",")]
+            for hop in reversed([part for part in forwarded if part]):
+                address = hop
+                if not self._is_trusted(hop):
+                    break
+        req.context.client_ip = address
 
 
 class SecurityHeaders:

@@ -59,7 +59,7 @@ def _target(keys: MasterKeys, to_uri: str, actor: Actor) -> tuple[str, bool]:
 
 def _remaining(keys: MasterKeys, column: EncryptedColumn, target: str) -> int:
     t, c = column.table, column.column
-    sql = f"SELECT COUNT(*) FROM {t} WHERE {c} IS NOT NULL AND {c} NOT LIKE {keys.db.param}"  # noqa: S608
+    sql = f"SELECT COUNT(*) FROM {t} WHERE {c} IS NOT NULL AND {c} NOT LIKE {keys.db.param}"
     return keys.db.execute_sql(sql, (f"v1.{target}.%",)).fetchone()[0]
 
 
@@ -67,9 +67,9 @@ def _rotate_batch(keys: MasterKeys, column: EncryptedColumn, target: str, batch:
     db, param = keys.db, keys.db.param
     t, c, i = column.table, column.column, column.id_column
     # Names come from ENCRYPTED_COLUMNS (code), never from input.
-    select = (f"SELECT {i}, {c} FROM {t} WHERE {c} IS NOT NULL AND {c} NOT LIKE {param} "  # noqa: S608
+    select = (f"SELECT {i}, {c} FROM {t} WHERE {c} IS NOT NULL AND {c} NOT LIKE {param} "
               f"ORDER BY {i} LIMIT {int(batch)}")
-    update = f"UPDATE {t} SET {c} = {param} WHERE {i} = {param} AND {c} = {param}"  # noqa: S608
+    update = f"UPDATE {t} SET {c} = {param} WHERE {i} = {param} AND {c} = {param}"
     keyring = keys.keyring()
     with keys.audit.mutation():
         rows = db.execute_sql(select, (f"v1.{target}.%",)).fetchall()

@@ -9,6 +9,7 @@ can never be silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -67,6 +68,10 @@ def _optional_secret(raw: str) -> str:
     return raw
 
 
+def _networks(raw: str) -> tuple:
+    return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
+
+
 def _bind(raw: str) -> str:
     host, sep, port = raw.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -102,6 +107,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_LOG_LEVEL", "INFO", "DEBUG | INFO | WARNING | ERROR",
          "Threshold of the JSON log lines written to stderr.",
          _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    Spec("FF_TRUSTED_PROXIES", "", "empty or comma-separated IPs/CIDRs",
+         "Reverse proxies whose X-Forwarded-For is believed. Empty: the client address is "
+         "always the socket's, so no client can choose the address it is throttled as.",
+         _networks),
     Spec("FF_MAX_BODY_BYTES", "1048576", "1024..104857600",
          "Largest request body accepted; larger bodies get 413.",
          _int_range(1024, 104857600)),
@@ -142,6 +151,7 @@ class Settings:
     bind: str
     workers: int
     log_level: str
+    trusted_proxies: tuple
     max_body_bytes: int
     session_idle_minutes: int
     session_max_hours: int
@@ -210,6 +220,8 @@ def effective_items(settings: Settings) -> list[tuple[str, str]]:
             shown = redact_url(settings.effective_database_url)
         elif spec.secret:
             shown = REDACTED if value else ""
+        elif isinstance(value, tuple):
+            shown = ", ".join(map(str, value))
         else:
             shown = str(value)
         rows.append((spec.name, shown))

@@ -212,20 +212,20 @@ class AuditLog:
 
 
 _QUEUE_COLUMNS = ("event_json", "witness_key_id", "signature", "queued_at")
-_SELECT_QUEUED = ("SELECT id, event_json, witness_key_id, signature FROM audit_queue "  # noqa: S608
+_SELECT_QUEUED = ("SELECT id, event_json, witness_key_id, signature FROM audit_queue "
                   f"ORDER BY id LIMIT {SEAL_BATCH}")
 
 
 def _insert_sql(table: str, columns: tuple[str, ...], rows: int, param: str) -> str:
     """INSERT of `rows` rows; only constant names and placeholders are formatted in."""
     row = "(" + ", ".join([param] * len(columns)) + ")"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)  # noqa: S608
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
 def _delete_queued_sql(count: int, param: str) -> str:
     # Exactly the ids sealed: a range would also take a row whose transaction began
     # earlier but committed after the SELECT, unsealed.
-    return f"DELETE FROM audit_queue WHERE id IN ({', '.join([param] * count)})"  # noqa: S608
+    return f"DELETE FROM audit_queue WHERE id IN ({', '.join([param] * count)})"
 
 
 _SEALED_COLUMNS = ("seq", "event_id", "occurred_at", "actor", "action", "target", "event_json",

@@ -14,9 +14,14 @@ import datetime as dt
 import peewee
 
 from control_api.db import dialect
-from control_api.migrations import m0001_initial, m0002_audit, m0003_master_keys
+from control_api.migrations import (
+    m0001_initial,
+    m0002_audit,
+    m0003_master_keys,
+    m0004_auth_throttle,
+)
 
-MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys)
+MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys, m0004_auth_throttle)
 
 # The least-privilege role the API and workers run as on PostgreSQL: it may read and
 # write the tables it needs, but never rewrite or remove audit rows.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from control_api.auth.credentials import csrf_token_for
-from control_api.auth.login import LoginFailed, LoginService
+from control_api.auth.login import LoginFailed, LoginService, LoginThrottled
 from control_api.authz import authenticated, public
 from control_api.body import read_json, require_str
 from control_api.resources.common import actor_of
@@ -50,6 +50,12 @@ class Login:
             user, value = self.logins.login(email, password, actor_of(req), req.context.principal)
         except LoginFailed:
             raise login_failed() from None
+        except LoginThrottled as throttled:
+            # The same answer for an address over its limit and a locked account, known or not.
+            raise falcon.HTTPTooManyRequests(
+                title="Too many attempts",
+                description=f"too many login attempts; try again in {throttled.retry_after} seconds",
+                retry_after=throttled.retry_after) from None
         self.cookie.set(resp, value)
         resp.media = {"user": user.public(), "csrf_token": csrf_token_for(value)}
 

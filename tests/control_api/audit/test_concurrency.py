@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import requests
 
 from control_api.db import open_database
 from control_api.models import AuditEvent, AuditQueue
-from tests.peers.postgres import free_port
+from tests.peers.server import WecoServer, worker_pids
 
 WRITERS, EACH = 16, 12
 
@@ -33,21 +32,9 @@ def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_p
     made = _weco(env, "token", "create", "--email", "ops@example.test", "--name", "load")
     token = re.search(r"store it now\): (\S+)", made.stdout).group(1)
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "control_api.cli", "serve", "--bind",
-                               f"127.0.0.1:{port}", "--workers", "2"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    server = WecoServer(env).start()
+    base = server.base
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/readyz", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
         failures = []
 
         def writer(number: int) -> None:
@@ -66,16 +53,14 @@ def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_p
         assert failures == []
         # The servers' background sealers chain what the requests queued.
         db = open_database(database_url)
+        deadline = time.monotonic() + 60
         while AuditQueue.select().count():
-            assert time.monotonic() < deadline + 60, "events left unsealed"
+            assert time.monotonic() < deadline, "events left unsealed"
             time.sleep(0.05)
         db.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        _, stderr = server.communicate(timeout=30)
-    # Both workers served (each logs its own boot line).
-    pids = set(re.findall(r"Booting worker with pid: (\d+)", stderr))
-    assert len(pids) == 2, stderr
+        stderr = server.stop()
+    assert len(worker_pids(stderr, "/api/tokens")) == 2  # both workers took writes
 
     pub = str(tmp_path / "var" / "audit" / "witness.pub")
     verified = _weco(env, "audit", "verify", "--witness-pub", pub)

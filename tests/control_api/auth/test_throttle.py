@@ -1,0 +1,112 @@
+"""Lockout and per-IP limits: decided before bcrypt, identical for unknown accounts."""
+
+from __future__ import annotations
+
+import falcon.testing
+import pytest
+
+from control_api.app import build_deps, create_app
+from control_api.auth.passwords import PasswordHasher
+from control_api.models import AuditEvent
+from control_api.settings import load_settings
+from tests.conftest import PASSWORD
+
+
+class CountingHasher(PasswordHasher):
+    """Counts bcrypt verifications, to show throttled attempts do none."""
+
+    def __init__(self) -> None:
+        super().__init__(cost=4)
+        self.verifications = 0
+
+    def verify(self, password, stored):
+        self.verifications += 1
+        return super().verify(password, stored)
+
+
+@pytest.fixture
+def hasher():
+    return CountingHasher()
+
+
+@pytest.fixture
+def client(settings, db, clock, hasher):
+    return falcon.testing.TestClient(create_app(build_deps(settings, db, clock=clock, hasher=hasher)))
+
+
+def attempt(client, email="admin@example.test", password="wrong password!!", ip="198.51.100.1", **kw):
+    return client.simulate_post("/api/auth/login", json={"email": email, "password": password},
+                                remote_addr=ip, **kw)
+
+
+def actions(name: str) -> int:
+    return AuditEvent.select().where(AuditEvent.action == name).count()
+
+
+def test_five_failures_lock_the_account_for_fifteen_minutes(client, admin, clock, hasher):
+    for number in range(5):
+        assert attempt(client, ip=f"198.51.100.{number}").status_code == 401
+    assert actions("auth.lockout") == 1
+    before = hasher.verifications
+    locked = attempt(client, password=PASSWORD, ip="203.0.113.9")  # right password, fresh address
+    assert locked.status_code == 429
+    assert locked.json["title"] == "Too many attempts"
+    assert 1 <= int(locked.headers["Retry-After"]) <= 900
+    assert hasher.verifications == before  # refused before any bcrypt work
+    assert actions("auth.login_throttled") == 1
+    clock.advance(minutes=14, seconds=59)
+    assert attempt(client, password=PASSWORD, ip="203.0.113.10").status_code == 429
+    clock.advance(seconds=2)
+    assert attempt(client, password=PASSWORD, ip="203.0.113.11").status_code == 200
+
+
+def test_unknown_accounts_are_counted_and_answered_the_same(client, admin):
+    def run(email):
+        answers = [attempt(client, email=email, ip=f"198.51.100.{n}") for n in range(6)]
+        return [(a.status_code, a.json) for a in answers]
+
+    known, unknown = run("admin@example.test"), run("ghost@example.test")
+    assert [status for status, _ in known] == [401] * 5 + [429]
+    strip = [(s, {**b, "description": b["description"].split(" in ")[0]}) for s, b in known]
+    assert strip == [(s, {**b, "description": b["description"].split(" in ")[0]}) for s, b in unknown]
+
+
+def test_success_resets_the_account_count(client, admin):
+    for number in range(4):
+        attempt(client, ip=f"198.51.100.{number}")
+    assert attempt(client, password=PASSWORD, ip="198.51.100.9").status_code == 200
+    for number in range(4):
+        assert attempt(client, ip=f"198.51.101.{number}").status_code == 401
+
+
+def test_ten_attempts_per_address_per_window(client, admin, clock, hasher):
+    answers = [attempt(client, email=f"user{n}@example.test").status_code for n in range(12)]
+    assert answers == [401] * 10 + [429] * 2
+    assert hasher.verifications == 10
+    assert attempt(client, email="x@example.test", ip="198.51.100.200").status_code == 401
+    clock.advance(minutes=15)
+    assert attempt(client, password=PASSWORD).status_code == 200
+
+
+def test_a_forwarded_header_is_ignored_unless_the_peer_is_a_trusted_proxy(env, db, clock, hasher, admin):
+    plain = falcon.testing.TestClient(create_app(build_deps(load_settings(env), db, clock=clock,
+                                                            hasher=hasher)))
+    for number in range(10):
+        attempt(plain, email=f"u{number}@example.test", headers={"X-Forwarded-For": f"10.9.9.{number}"})
+    assert attempt(plain, email="z@example.test", headers={"X-Forwarded-For": "10.9.9.99"}).status_code == 429
+
+    proxied = load_settings({**env, "FF_TRUSTED_PROXIES": "192.0.2.0/24"})
+    client = falcon.testing.TestClient(create_app(build_deps(proxied, db, clock=clock, hasher=hasher)))
+    forwarded = attempt(client, email="y@example.test", ip="192.0.2.5",
+                        headers={"X-Forwarded-For": "1.2.3.4, 203.0.113.77, 192.0.2.6"})
+    assert forwarded.status_code == 401
+    last = AuditEvent.select().where(AuditEvent.action == "auth.login_failed").order_by(
+        AuditEvent.seq.desc()).first()
+    assert '"source_ip":"203.0.113.77"' in last.event_json
+
+
+def test_bad_trusted_proxies_setting_stops_start_up():
+    from control_api.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"FF_TRUSTED_PROXIES='10\.0\.0\.0/33' is not allowed"):
+        load_settings({"FF_TRUSTED_PROXIES": "10.0.0.0/33"})
