@@ -26,3 +26,9 @@ def test_audit_append_benchmark_runs_and_both_chains_verify():
 def test_audit_verify_benchmark_runs():
     out = _bench("bench.audit_verify", "--rows", "300")
     assert re.search(r"ratio verifier/raw: \d+\.\d\d", out)
+
+
+def test_login_throttle_benchmark_runs():
+    out = _bench("bench.login_throttle", "--attempts", "60")
+    assert "60 attempts from one address" in out and "10 reached the password check" in out
+    assert "5 password checks, then locked" in out
