@@ -7,7 +7,7 @@ import re
 import peewee
 
 from control_api.audit.log import Actor, AuditLog
-from control_api.auth.passwords import PasswordHasher
+from control_api.auth.passwords import PasswordHasher, check_strength
 from control_api.clock import SystemClock
 from control_api.models import ROLES, User
 
@@ -44,6 +44,7 @@ class UserService:
         email = validate_email(email)
         if role not in ROLES:
             raise UserError(f"role must be one of: {', '.join(ROLES)}")
+        check_strength(password, (email, email.split("@")[0]))
         password_hash = self.hasher.hash(password)
         try:
             with self.audit.mutation():

@@ -70,3 +70,24 @@ def test_generated_passwords_meet_the_policy_and_differ(hasher):
     first, second = generate_password(), generate_password()
     assert len(first) >= 24 and first != second
     hasher.hash(first)
+
+
+@pytest.mark.parametrize("password,message", [
+    ("password1234", "on the list of common and breached passwords"),
+    ("PASSWORD1234", "on the list of common and breached passwords"),
+    ("aaaaaaaaaaaaaaaa", "too easy to guess: Repeats like"),
+    ("admin@example.test", "too easy to guess"),
+])
+def test_common_and_guessable_passwords_are_refused(password, message):
+    from control_api.auth.passwords import check_strength
+
+    with pytest.raises(PasswordPolicyError, match=message):
+        check_strength(password, ("admin@example.test", "admin"))
+
+
+def test_long_passphrases_pass_the_strength_check():
+    from control_api.auth.passwords import check_strength
+
+    check_strength("correct horse battery staple")
+    check_strength("Überall sind Läuse, sagte der Fährmann zur blauen Möwe am Nordkap, "
+                   "und dann fuhr er weiter nach Tromsø, wo es im Winter nie hell wird " * 5)
