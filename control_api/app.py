@@ -11,14 +11,19 @@ import peewee
 from control_api import authz, errors, middleware
 from control_api.audit import keys
 from control_api.audit.log import AuditLog
+from control_api.auth.account import AccountService
 from control_api.auth.credentials import CredentialService
-from control_api.auth.login import LoginService
+from control_api.auth.login import LoginService, SealedPolicy
+from control_api.auth.mailer import SmtpMailer
 from control_api.auth.passwords import PasswordHasher
+from control_api.auth.second_factor import SecondFactors
+from control_api.auth.stepup import StepUp
 from control_api.auth.throttle import LoginThrottle
+from control_api.auth.totp import TotpService
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
 from control_api.masterkey import MasterKeys
-from control_api.resources import audit, auth, health, openapi, tokens, users
+from control_api.resources import account, audit, auth, health, openapi, tokens, users
 from control_api.settings import Settings
 
 
@@ -70,10 +75,23 @@ def build_users(deps: Deps) -> UserService:
     return UserService(deps.audit, deps.hasher or PasswordHasher(), deps.clock)
 
 
+def build_logins(deps: Deps, credentials: CredentialService, totp: TotpService) -> LoginService:
+    settings = deps.settings
+    mailer = SmtpMailer(settings.smtp_url, settings.smtp_from) if settings.smtp_url else None
+    second = SecondFactors(totp, mailer, deps.clock, deps.tokens, settings.totp_only == "1")
+    sealed = SealedPolicy(settings.sealed_mode == "1", dt.timedelta(days=settings.sealed_mode_grace_days))
+    return LoginService(build_users(deps), credentials, deps.audit, LoginThrottle(deps.db, deps.clock),
+                        second, sealed, deps.clock)
+
+
 def create_app(deps: Deps) -> falcon.App:
     settings = deps.settings
     credentials = build_credentials(deps)
-    logins = LoginService(build_users(deps), credentials, deps.audit, LoginThrottle(deps.db, deps.clock))
+    totp = TotpService(deps.keys)
+    logins = build_logins(deps, credentials, totp)
+    step_up = StepUp(settings.require_step_up == "1", totp, deps.clock, deps.tokens)
+    accounts = AccountService(deps.audit, deps.hasher or PasswordHasher(), credentials, totp, deps.clock,
+                              settings.totp_only == "1", settings.sealed_mode == "1")
     cookie = auth.CookiePolicy(secure=not settings.is_dev, max_age=settings.session_max_hours * 3600)
 
     app = falcon.App(
@@ -92,11 +110,21 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/readyz", health.Ready(deps.db))
     app.add_route("/api/openapi.json", openapi.OpenApi(openapi.load_document()))
     app.add_route("/api/auth/login", auth.Login(logins, cookie))
+    app.add_route("/api/auth/login/second-factor", auth.SecondFactor(logins, cookie))
+    app.add_route("/api/auth/login/email-code", auth.EmailCode(logins))
     app.add_route("/api/auth/logout", auth.Logout(logins, cookie))
+    app.add_route("/api/auth/step-up", account.StepUpTokens(step_up))
     app.add_route("/api/me", auth.Me())
+    app.add_route("/api/me/password", account.Password(accounts, cookie))
+    app.add_route("/api/me/totp", account.Totp(accounts, step_up, cookie))
+    app.add_route("/api/me/totp/confirm", account.TotpConfirm(accounts, cookie))
+    app.add_route("/api/me/email-codes", account.EmailCodes(accounts, cookie))
+    app.add_route("/api/me/sessions", account.MySessions())
+    app.add_route("/api/me/sessions/{session_id:int}", account.MySession(credentials))
+    app.add_route("/api/sessions/{session_id:int}", account.AnySession(credentials, step_up))
     app.add_route("/api/users", users.Users())
     app.add_route("/api/tokens", tokens.Tokens(credentials))
-    app.add_route("/api/tokens/{token_id:int}", tokens.Token(credentials))
+    app.add_route("/api/tokens/{token_id:int}", tokens.Token(credentials, step_up))
     app.add_route("/api/audit", audit.Audit())
 
     check_declared(app)

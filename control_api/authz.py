@@ -76,3 +76,19 @@ def undeclared_routes(app: falcon.App) -> list[str]:
         for template, method, responder in iter_routes(app)
         if access_of(responder) is None
     )
+
+
+def destructive(scope: str) -> Callable:
+    """Mark a responder destructive: with FF_REQUIRE_STEP_UP=1 it needs a step-up token
+    for `scope`. The resource provides `self.step_up` (control_api.auth.stepup.StepUp).
+    Put it under the access declaration, so who may call is checked first."""
+
+    def hook(req: falcon.Request, resp: falcon.Response, resource, params: dict) -> None:
+        resource.step_up.check(req, scope)
+
+    def decorate(responder: Callable) -> Callable:
+        guarded = falcon.before(hook)(responder)
+        guarded.__weco_scope__ = scope
+        return guarded
+
+    return decorate

@@ -1,6 +1,6 @@
 """Every encrypted column, in one list: rotation walks it, and the AAD of each value
 is (table, column, row id). A column holding a secret is added here when it is
-created; none exists yet (host SSH keys and TOTP seeds arrive with their issues)."""
+created."""
 
 from __future__ import annotations
 
@@ -14,4 +14,6 @@ class EncryptedColumn:
     id_column: str = "id"
 
 
-ENCRYPTED_COLUMNS: list[EncryptedColumn] = []
+ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
+    EncryptedColumn("totp_credentials", "seed", id_column="user_id"),
+]

@@ -25,6 +25,8 @@ class User(BaseModel):
     password_hash = peewee.TextField()
     created_at = peewee.DateTimeField()
     disabled_at = peewee.DateTimeField(null=True)
+    break_glass = peewee.BooleanField(default=False)
+    email_2fa_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "users"
@@ -106,3 +108,57 @@ class MasterKey(BaseModel):
 
     class Meta:
         table_name = "master_keys"
+
+
+class TotpCredential(BaseModel):
+    """A user's TOTP seed, encrypted (AAD: totp_credentials.seed, the user id)."""
+
+    user = peewee.ForeignKeyField(User, primary_key=True, on_delete="CASCADE")
+    seed = peewee.TextField()
+    confirmed_at = peewee.DateTimeField(null=True)
+    last_step = peewee.BigIntegerField(default=0)
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "totp_credentials"
+
+
+class RecoveryCode(BaseModel):
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    code_hash = peewee.CharField(max_length=64)
+    used_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "recovery_codes"
+
+
+class LoginChallenge(BaseModel):
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    expires_at = peewee.DateTimeField()
+    attempts = peewee.IntegerField(default=0)
+    used_at = peewee.DateTimeField(null=True)
+    email_code_hash = peewee.CharField(max_length=64, null=True)
+    email_code_expires_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "login_challenges"
+
+
+class StepUpToken(BaseModel):
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+    session = peewee.ForeignKeyField(Session, on_delete="CASCADE")
+    scope = peewee.TextField()
+    expires_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "step_up_tokens"
+
+
+class SystemState(BaseModel):
+    name = peewee.TextField(primary_key=True)
+    value = peewee.TextField()
+
+    class Meta:
+        table_name = "system_state"

@@ -72,6 +72,12 @@ def _networks(raw: str) -> tuple:
     return tuple(ipaddress.ip_network(part.strip()) for part in raw.split(",") if part.strip())
 
 
+def _smtp_url(raw: str) -> str:
+    if raw and (urlsplit(raw).scheme not in ("smtp", "smtp+starttls") or not urlsplit(raw).hostname):
+        raise ValueError
+    return raw
+
+
 def _bind(raw: str) -> str:
     host, sep, port = raw.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -130,6 +136,21 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_AUDIT_CHECKPOINT_FILE", "", "empty or a file path",
          "Where signed checkpoints are appended; ship it off the machine. Empty: "
          "FF_DATA_DIR/audit/checkpoints.jsonl.", str),
+    Spec("FF_TOTP_ONLY", "0", "0 | 1",
+         "1 refuses email-code second factors: TOTP (and its recovery codes) only.", _choice("0", "1")),
+    Spec("FF_SEALED_MODE", "0", "0 | 1 (1 needs FF_TOTP_ONLY=1)",
+         "1: no user gets a session without TOTP, after the grace period below.", _choice("0", "1")),
+    Spec("FF_SEALED_MODE_GRACE_DAYS", "7", "0..365",
+         "Days from when sealed mode was first seen during which users without TOTP may still "
+         "log in (to enrol).", _int_range(0, 365)),
+    Spec("FF_REQUIRE_STEP_UP", "0", "0 | 1",
+         "1: destructive routes need a step-up token minted from a fresh TOTP code "
+         "(5 minutes, bound to the session and the action).", _choice("0", "1")),
+    Spec("FF_SMTP_URL", "", "empty, smtp://[USER:PASS@]HOST:PORT or smtp+starttls://...",
+         "Mail server for email one-time codes. Empty: email codes are unavailable.",
+         _smtp_url, secret=True),
+    Spec("FF_SMTP_FROM", "weco@localhost", "an email address", "Sender of email one-time codes.",
+         _nonempty),
     Spec("FF_MASTER_SECRET_PROVIDER", "", "empty, a provider URI, or a JSON list of URIs",
          "Where MASTER_SECRET comes from: file:PATH, env-cmd:COMMAND, vault:KEY, aws-kms:KEY, "
          "gcp-kms:KEY (a list is tried in order). Empty: file:FF_DATA_DIR/keys/master.key, "
@@ -159,6 +180,12 @@ class Settings:
     audit_witness_key: str
     audit_checkpoint_file: str
     audit_checkpoint_every: int
+    totp_only: str
+    sealed_mode: str
+    sealed_mode_grace_days: int
+    require_step_up: str
+    smtp_url: str = dataclasses.field(repr=False)
+    smtp_from: str
     master_secret_provider: str
     key_local_forbid: str
     # Vault's own variables, for the vault: provider (hvac's usual names).
@@ -195,6 +222,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError:
             shown = REDACTED if spec.secret else repr(raw)
             raise SettingsError(f"{spec.name}={shown} is not allowed: expected {spec.allowed}") from None
+    if values["sealed_mode"] == "1" and values["totp_only"] != "1":
+        raise SettingsError("FF_SEALED_MODE=1 is not allowed without FF_TOTP_ONLY=1: sealed mode means TOTP")
     values["data_dir"] = Path(values["data_dir"])
     values["vault_env"] = MappingProxyType({k: environ[k] for k in VAULT_ENV if environ.get(k)})
     return Settings(**values)

@@ -60,7 +60,7 @@ class CredentialService:
 
     # -- sessions -----------------------------------------------------------------
 
-    def start_session(self, user: User, actor: Actor) -> tuple[str, Session]:
+    def start_session(self, user: User, actor: Actor, metadata: dict | None = None) -> tuple[str, Session]:
         value = self.tokens.token(32)
         now = self.clock.now()
         with self.audit.mutation():
@@ -73,7 +73,8 @@ class CredentialService:
                 source_ip=actor.source_ip,
                 user_agent=actor.user_agent[:512],
             )
-            self.audit.record(actor, "auth.login", f"user:{user.id}", {"session": session.id})
+            self.audit.record(actor, "auth.login", f"user:{user.id}",
+                              {"session": session.id, **(metadata or {})})
         return value, session
 
     def session_principal(self, value: str) -> Principal | None:
@@ -91,6 +92,15 @@ class CredentialService:
         if now - session.last_seen_at >= _TOUCH_EVERY:
             Session.update(last_seen_at=now).where(Session.id == session.id).execute()
         return Principal(session.user, "session", session.id, csrf_token_for(value))
+
+    def end_all_sessions(self, user: User, actor: Actor, reason: str) -> int:
+        """Every session of `user` ends (a password or second factor changed)."""
+        with self.audit.mutation():
+            ended = Session.update(revoked_at=self.clock.now()).where(
+                (Session.user == user) & Session.revoked_at.is_null()).execute()
+            self.audit.record(actor, "auth.sessions_ended", f"user:{user.id}",
+                              {"reason": reason, "count": ended})
+        return ended
 
     def end_session(self, session_id: int, actor: Actor, action: str = "auth.logout") -> None:
         with self.audit.mutation():

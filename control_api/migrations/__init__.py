@@ -19,9 +19,11 @@ from control_api.migrations import (
     m0002_audit,
     m0003_master_keys,
     m0004_auth_throttle,
+    m0005_second_factors,
 )
 
-MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys, m0004_auth_throttle)
+MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys, m0004_auth_throttle,
+              m0005_second_factors)
 
 # The least-privilege role the API and workers run as on PostgreSQL: it may read and
 # write the tables it needs, but never rewrite or remove audit rows.

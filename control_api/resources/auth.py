@@ -5,7 +5,14 @@ from __future__ import annotations
 import falcon
 
 from control_api.auth.credentials import csrf_token_for
-from control_api.auth.login import LoginFailed, LoginService, LoginThrottled
+from control_api.auth.login import (
+    LoginFailed,
+    LoginResult,
+    LoginService,
+    LoginThrottled,
+    SealedModeRefused,
+)
+from control_api.auth.second_factor import SecondFactorError
 from control_api.authz import authenticated, public
 from control_api.body import read_json, require_str
 from control_api.resources.common import actor_of
@@ -36,6 +43,27 @@ class CookiePolicy:
         resp.unset_cookie(self.name, path="/", same_site="Strict")
 
 
+def _refusals(call):
+    """Run a login step, turning its refusals into the HTTP answers they deserve."""
+    try:
+        return call()
+    except LoginFailed:
+        raise login_failed() from None
+    except LoginThrottled as throttled:
+        # The same answer for an address over its limit and a locked account, known or not.
+        raise falcon.HTTPTooManyRequests(
+            title="Too many attempts",
+            description=f"too many login attempts; try again in {throttled.retry_after} seconds",
+            retry_after=throttled.retry_after) from None
+    except SealedModeRefused as refused:
+        raise falcon.HTTPForbidden(
+            title="TOTP required",
+            description=f"sealed mode: accounts without TOTP could log in until "
+                        f"{refused.deadline.isoformat()}Z; ask a superadmin for help") from None
+    except SecondFactorError as exc:
+        raise falcon.HTTPUnauthorized(title="Second factor refused", description=str(exc)) from None
+
+
 class Login:
     def __init__(self, logins: LoginService, cookie: CookiePolicy):
         self.logins = logins
@@ -46,18 +74,43 @@ class Login:
         data = read_json(req)
         email = require_str(data, "email", 254)
         password = require_str(data, "password", 4096)
-        try:
-            user, value = self.logins.login(email, password, actor_of(req), req.context.principal)
-        except LoginFailed:
-            raise login_failed() from None
-        except LoginThrottled as throttled:
-            # The same answer for an address over its limit and a locked account, known or not.
-            raise falcon.HTTPTooManyRequests(
-                title="Too many attempts",
-                description=f"too many login attempts; try again in {throttled.retry_after} seconds",
-                retry_after=throttled.retry_after) from None
-        self.cookie.set(resp, value)
-        resp.media = {"user": user.public(), "csrf_token": csrf_token_for(value)}
+        result = _refusals(lambda: self.logins.login(email, password, actor_of(req), req.context.principal))
+        if result.challenge is not None:
+            resp.media = {"second_factor_required": True, "challenge": result.challenge,
+                          "methods": result.methods}
+            return
+        self._session(resp, result)
+
+    def _session(self, resp: falcon.Response, result: LoginResult) -> None:
+        self.cookie.set(resp, result.session_value)
+        body = {"user": result.user.public(), "csrf_token": csrf_token_for(result.session_value)}
+        if result.totp_required_by is not None:
+            body["totp_required_by"] = result.totp_required_by.isoformat() + "Z"
+        resp.media = body
+
+
+class SecondFactor(Login):
+    @public
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = read_json(req)
+        challenge = require_str(data, "challenge", 100)
+        method = require_str(data, "method", 20)
+        code = require_str(data, "code", 40)
+        result = _refusals(lambda: self.logins.complete(challenge, method, code, actor_of(req),
+                                                        req.context.principal))
+        self._session(resp, result)
+
+
+class EmailCode:
+    def __init__(self, logins: LoginService) -> None:
+        self.logins = logins
+
+    @public
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        challenge = require_str(read_json(req), "challenge", 100)
+        _refusals(lambda: self.logins.send_email_code(challenge, actor_of(req)))
+        resp.status = falcon.HTTP_202
+        resp.media = {"sent": True}
 
 
 class Logout:

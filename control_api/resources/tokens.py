@@ -7,7 +7,8 @@ import datetime as dt
 import falcon
 
 from control_api.auth.credentials import CredentialService
-from control_api.authz import authenticated
+from control_api.auth.stepup import StepUp
+from control_api.authz import authenticated, destructive
 from control_api.body import read_json, require_str
 from control_api.models import ApiToken
 from control_api.resources.common import actor_of
@@ -52,10 +53,11 @@ class Tokens:
 
 
 class Token:
-    def __init__(self, credentials: CredentialService) -> None:
-        self.credentials = credentials
+    def __init__(self, credentials: CredentialService, step_up: StepUp) -> None:
+        self.credentials, self.step_up = credentials, step_up
 
     @authenticated
+    @destructive("token.revoke")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, token_id: int) -> None:
         principal = req.context.principal
         if not self.credentials.revoke_token(token_id, actor_of(req), owner=principal.user):

@@ -1,0 +1,95 @@
+"""The second step of a login: short-lived challenges, and the factors that answer
+them (TOTP, a recovery code, or a code sent by email)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from control_api.auth.credentials import digest
+from control_api.auth.mailer import MailError, SmtpMailer
+from control_api.auth.totp import TotpService
+from control_api.clock import SecretTokens, SystemClock
+from control_api.models import LoginChallenge, RecoveryCode, User
+
+CHALLENGE_LIFETIME = dt.timedelta(minutes=5)
+CHALLENGE_ATTEMPTS = 5
+EMAIL_CODE_LIFETIME = dt.timedelta(minutes=10)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+class SecondFactorError(Exception):
+    """The challenge or the code is not good; str() is safe to show."""
+
+
+def _email_code_hash(challenge_id: int, code: str) -> str:
+    return hmac.new(f"weco/email-code/v1/{challenge_id}".encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+class SecondFactors:
+    def __init__(self, totp: TotpService, mailer: SmtpMailer | None, clock: SystemClock,
+                 tokens: SecretTokens, totp_only: bool) -> None:
+        self.totp, self.mailer, self.clock, self.tokens = totp, mailer, clock, tokens
+        self.totp_only = totp_only
+
+    def methods(self, user: User) -> list[str]:
+        methods = []
+        if self.totp.credential(user) is not None:
+            methods.append("totp")
+            unused = RecoveryCode.select().where((RecoveryCode.user == user) & RecoveryCode.used_at.is_null())
+            if unused.exists():
+                methods.append("recovery_code")
+        if user.email_2fa_at is not None and not self.totp_only and self.mailer is not None:
+            methods.append("email_code")
+        return methods
+
+    def open_challenge(self, user: User) -> str:
+        value = self.tokens.token(32)
+        LoginChallenge.create(token_hash=digest(value), user=user,
+                              expires_at=self.clock.now() + CHALLENGE_LIFETIME)
+        return value
+
+    def challenge(self, value: str) -> LoginChallenge:
+        found = LoginChallenge.get_or_none(LoginChallenge.token_hash == digest(value))
+        if (found is None or found.used_at is not None or found.expires_at <= self.clock.now()
+                or found.attempts >= CHALLENGE_ATTEMPTS):
+            raise SecondFactorError("the login challenge is unknown, used up or expired: log in again")
+        return found
+
+    def send_email_code(self, challenge: LoginChallenge) -> None:
+        if "email_code" not in self.methods(challenge.user):
+            raise SecondFactorError("email codes are not enabled for this account")
+        code = f"{secrets.randbelow(10**6):06d}"
+        LoginChallenge.update(email_code_hash=_email_code_hash(challenge.id, code),
+                              email_code_expires_at=self.clock.now() + EMAIL_CODE_LIFETIME).where(
+            LoginChallenge.id == challenge.id).execute()
+        try:
+            self.mailer.send(challenge.user.email, "Your WECO login code",
+                             f"Your one-time login code is {code}. It expires in 10 minutes.\n"
+                             "If you did not try to log in, tell your security team.")
+        except MailError as exc:
+            raise SecondFactorError(str(exc)) from None
+
+    def answer(self, challenge: LoginChallenge, method: str, code: str) -> bool:
+        """Check one answer; every try counts against the challenge, the right one ends it."""
+        now = self.clock.now()
+        LoginChallenge.update(attempts=LoginChallenge.attempts + 1).where(
+            LoginChallenge.id == challenge.id).execute()
+        user = challenge.user
+        if method not in self.methods(user):
+            return False
+        if method == "totp":
+            ok = self.totp.check(user, code, (now - _EPOCH).total_seconds())
+        elif method == "recovery_code":
+            ok = self.totp.use_recovery_code(user, code, now)
+        else:
+            fresh = LoginChallenge.get_by_id(challenge.id)
+            ok = (fresh.email_code_hash is not None and fresh.email_code_expires_at > now
+                  and hmac.compare_digest(fresh.email_code_hash, _email_code_hash(challenge.id, code)))
+        if ok:
+            used = LoginChallenge.update(used_at=now).where(
+                (LoginChallenge.id == challenge.id) & LoginChallenge.used_at.is_null()).execute()
+            return used == 1
+        return False

@@ -1,0 +1,153 @@
+"""The caller's own security settings and sessions; superadmins end anyone's session;
+step-up tokens for destructive routes."""
+
+from __future__ import annotations
+
+import falcon
+
+from control_api.auth.account import AccountError, AccountService
+from control_api.auth.credentials import CredentialService
+from control_api.auth.stepup import StepUp
+from control_api.authz import authenticated, destructive, superadmin
+from control_api.body import read_json, require_str
+from control_api.models import Session
+from control_api.resources.common import actor_of
+
+
+def _account_errors(call):
+    try:
+        return call()
+    except AccountError as exc:
+        raise falcon.HTTPError(falcon.code_to_http_status(exc.status), title="Refused",
+                               description=str(exc)) from None
+
+
+class Password:
+    def __init__(self, accounts: AccountService, cookie) -> None:
+        self.accounts, self.cookie = accounts, cookie
+
+    @authenticated
+    def on_post(self, req, resp) -> None:
+        data = read_json(req)
+        current, new = require_str(data, "current_password", 4096), require_str(data, "new_password", 4096)
+        _account_errors(lambda: self.accounts.change_password(req.context.principal.user, current, new,
+                                                              actor_of(req)))
+        self.cookie.clear(resp)
+        resp.status = falcon.HTTP_204
+
+
+class Totp:
+    def __init__(self, accounts: AccountService, step_up: StepUp, cookie) -> None:
+        self.accounts, self.step_up, self.cookie = accounts, step_up, cookie
+
+    @authenticated
+    def on_post(self, req, resp) -> None:
+        password = require_str(read_json(req), "password", 4096)
+        seed, uri = _account_errors(lambda: self.accounts.begin_totp(req.context.principal.user, password,
+                                                                     actor_of(req)))
+        resp.status = falcon.HTTP_201
+        resp.media = {"secret": seed, "otpauth_uri": uri}
+
+    @authenticated
+    @destructive("2fa.remove")
+    def on_delete(self, req, resp) -> None:
+        data = read_json(req)
+        password, code = require_str(data, "password", 4096), require_str(data, "code", 10)
+        _account_errors(lambda: self.accounts.remove_totp(req.context.principal.user, password, code,
+                                                          actor_of(req)))
+        self.cookie.clear(resp)
+        resp.status = falcon.HTTP_204
+
+
+class TotpConfirm:
+    def __init__(self, accounts: AccountService, cookie) -> None:
+        self.accounts, self.cookie = accounts, cookie
+
+    @authenticated
+    def on_post(self, req, resp) -> None:
+        code = require_str(read_json(req), "code", 10)
+        codes = _account_errors(lambda: self.accounts.confirm_totp(req.context.principal.user, code,
+                                                                   actor_of(req)))
+        self.cookie.clear(resp)  # every session ended: log in again, with TOTP
+        resp.media = {"recovery_codes": codes}
+
+
+class EmailCodes:
+    def __init__(self, accounts: AccountService, cookie) -> None:
+        self.accounts, self.cookie = accounts, cookie
+
+    def _set(self, req, resp, enabled: bool) -> None:
+        password = require_str(read_json(req), "password", 4096)
+        _account_errors(lambda: self.accounts.set_email_codes(req.context.principal.user, password, enabled,
+                                                              actor_of(req)))
+        self.cookie.clear(resp)
+        resp.status = falcon.HTTP_204
+
+    @authenticated
+    def on_post(self, req, resp) -> None:
+        self._set(req, resp, True)
+
+    @authenticated
+    def on_delete(self, req, resp) -> None:
+        self._set(req, resp, False)
+
+
+def session_json(session: Session, current_id: int | None) -> dict:
+    return {"id": session.id, "created_at": session.created_at.isoformat() + "Z",
+            "last_seen_at": session.last_seen_at.isoformat() + "Z", "source_ip": session.source_ip,
+            "user_agent": session.user_agent, "current": session.id == current_id}
+
+
+class MySessions:
+    @authenticated
+    def on_get(self, req, resp) -> None:
+        principal = req.context.principal
+        current = principal.credential_id if principal.via == "session" else None
+        sessions = Session.select().where((Session.user == principal.user) & Session.revoked_at.is_null())
+        resp.media = {"sessions": [session_json(s, current) for s in sessions.order_by(Session.id)]}
+
+
+class MySession:
+    def __init__(self, credentials: CredentialService) -> None:
+        self.credentials = credentials
+
+    @authenticated
+    def on_delete(self, req, resp, session_id: int) -> None:
+        mine = (Session.id == session_id) & (Session.user == req.context.principal.user)
+        session = Session.get_or_none(mine & Session.revoked_at.is_null())
+        if session is None:
+            raise falcon.HTTPNotFound(title="No such session",
+                                      description="you have no live session with this id")
+        self.credentials.end_session(session.id, actor_of(req), "auth.session_revoked")
+        resp.status = falcon.HTTP_204
+
+
+class AnySession:
+    def __init__(self, credentials: CredentialService, step_up: StepUp) -> None:
+        self.credentials, self.step_up = credentials, step_up
+
+    @superadmin
+    @destructive("session.revoke")
+    def on_delete(self, req, resp, session_id: int) -> None:
+        session = Session.get_or_none((Session.id == session_id) & Session.revoked_at.is_null())
+        if session is None:
+            raise falcon.HTTPNotFound(title="No such session", description="no live session has this id")
+        self.credentials.end_session(session.id, actor_of(req), "auth.session_revoked")
+        resp.status = falcon.HTTP_204
+
+
+class StepUpTokens:
+    def __init__(self, step_up: StepUp) -> None:
+        self.step_up = step_up
+
+    @authenticated
+    def on_post(self, req, resp) -> None:
+        data = read_json(req)
+        scope, code = require_str(data, "scope", 40), require_str(data, "code", 10)
+        minted = self.step_up.mint(req.context.principal, scope, code)
+        if minted is None:
+            raise falcon.HTTPForbidden(title="Step-up refused",
+                                       description="a cookie session, a known scope and a fresh TOTP code "
+                                                   "are needed")
+        resp.status = falcon.HTTP_201
+        resp.media = {"step_up_token": minted[0], "scope": scope, "expires_at": minted[1].isoformat() + "Z"}
