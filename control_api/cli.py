@@ -19,6 +19,7 @@ from control_api.audit.keys import AuditKeyError
 from control_api.audit.log import Actor, AuditUnavailable
 from control_api.audit.verify import Report, Verifier, rows_from_store
 from control_api.auth.passwords import PasswordPolicyError, generate_password
+from control_api.auth.totp import TotpService
 from control_api.auth.users import UserError, find_by_email
 from control_api.checks import check_tree
 from control_api.clock import SystemClock
@@ -259,6 +260,28 @@ def cmd_check_security(settings: Settings, args) -> None:
     print("AAD lint: every encrypt/decrypt call binds associated data")
 
 
+def cmd_break_glass_create(settings: Settings, args) -> None:
+    deps = _deps(settings)
+    password = generate_password()
+    totp = TotpService(deps.keys)
+    try:
+        with deps.audit.mutation():
+            user = build_users(deps).create(args.email, "superadmin", password, cli_actor(), break_glass=True)
+            seed, uri = totp.begin(user, deps.clock.now())
+            codes = totp.confirm(user, deps.clock.now())
+            deps.audit.record(cli_actor(), "user.break_glass_created", f"user:{user.id}",
+                              {"severity": "critical", "email": user.email})
+    except (UserError, PasswordPolicyError) as exc:
+        raise CommandError(str(exc)) from None
+    print("BREAK-GLASS ACCOUNT: print this once, seal it in an envelope, store it offline.")
+    print(f"  email:          {user.email}")
+    print(f"  password:       {password}")
+    print(f"  TOTP secret:    {seed}")
+    print(f"  TOTP URI:       {uri}")
+    print("  recovery codes: " + "  ".join(codes))
+    print("Every login with this account is audited as auth.break_glass_login (critical).")
+
+
 def cmd_serve(settings: Settings, args) -> None:
     from control_api.serve import serve
 
@@ -329,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("--pause", type=float, default=0.0, help="seconds between batches, to spare the store")
     rot.set_defaults(fn=cmd_master_rotate)
     master.add_parser("status", help="master keys the store knows").set_defaults(fn=cmd_master_status)
+
+    glass = groups.add_parser("break-glass", help="the emergency superadmin").add_subparsers(required=True)
+    bg = glass.add_parser("create", help="create it; its secrets are printed once")
+    bg.add_argument("--email", default="break-glass@weco.invalid")
+    bg.set_defaults(fn=cmd_break_glass_create)
 
     check = groups.add_parser("check", help="source checks").add_subparsers(required=True)
     check.add_parser("security", help="the AAD lint").set_defaults(fn=cmd_check_security)

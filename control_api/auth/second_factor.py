@@ -62,8 +62,10 @@ class SecondFactors:
         if "email_code" not in self.methods(challenge.user):
             raise SecondFactorError("email codes are not enabled for this account")
         code = f"{secrets.randbelow(10**6):06d}"
+        # The code lives 10 minutes, and its challenge with it (mail can be slow).
+        until = self.clock.now() + EMAIL_CODE_LIFETIME
         LoginChallenge.update(email_code_hash=_email_code_hash(challenge.id, code),
-                              email_code_expires_at=self.clock.now() + EMAIL_CODE_LIFETIME).where(
+                              email_code_expires_at=until, expires_at=until).where(
             LoginChallenge.id == challenge.id).execute()
         try:
             self.mailer.send(challenge.user.email, "Your WECO login code",

@@ -40,7 +40,7 @@ class UserService:
         self.hasher = hasher
         self.clock = clock
 
-    def create(self, email: str, role: str, password: str, actor: Actor) -> User:
+    def create(self, email: str, role: str, password: str, actor: Actor, break_glass: bool = False) -> User:
         email = validate_email(email)
         if role not in ROLES:
             raise UserError(f"role must be one of: {', '.join(ROLES)}")
@@ -54,8 +54,10 @@ class UserService:
                     role=role,
                     password_hash=password_hash,
                     created_at=self.clock.now(),
+                    break_glass=break_glass,
                 )
-                self.audit.record(actor, "user.create", f"user:{user.id}", {"email": email, "role": role})
+                self.audit.record(actor, "user.create", f"user:{user.id}",
+                                  {"email": email, "role": role, "break_glass": break_glass})
         except peewee.IntegrityError:
             raise UserError("a user with this email already exists") from None
         return user
