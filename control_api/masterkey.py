@@ -16,7 +16,7 @@ import peewee
 
 from control_api.audit.log import Actor, AuditLog
 from control_api.clock import SystemClock
-from control_api.crypto import MASTER_SECRET_BYTES, Aad, CryptoError, Keyring, key_id_of, master_key_id
+from control_api.crypto import MASTER_SECRET_BYTES, Aad, Keyring, key_id_of, master_key_id
 from control_api.models import MasterKey
 from control_api.settings import Settings
 from keyproviders import (
@@ -63,12 +63,17 @@ class MasterKeys:
             self._keyring = self._load()
         return self._keyring
 
+    def reload(self) -> Keyring:
+        """Load again from the providers and the store's record (a rotation moved on)."""
+        self._keyring = self._load()
+        return self._keyring
+
     def encrypt(self, plaintext: bytes, *, aad: Aad) -> str:
         return self.keyring().encrypt(plaintext, aad=aad)
 
     def decrypt(self, token: str, *, aad: Aad) -> bytes:
         if key_id_of(token) not in self.keyring().key_ids:
-            self._keyring = self._load()
+            self.reload()
         return self.keyring().decrypt(token, aad=aad)
 
     def _load(self) -> Keyring:
@@ -129,7 +134,3 @@ class MasterKeys:
                     f"{active.key_id} from {active.provider_uri}: set FF_MASTER_SECRET_PROVIDER to it")
         return (f"the configured master secret ({key_id}) is not the store's"
                 + (f" ({active.key_id}, from {active.provider_uri})" if active else ""))
-
-
-def describe_failure(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, MasterKeyError | KeyProviderError | CryptoError) else repr(exc)

@@ -90,8 +90,7 @@ def rotate(keys: MasterKeys, to_uri: str, actor: Actor, batch: int = 500, pause:
     columns = ENCRYPTED_COLUMNS if columns is None else columns
     keys.keyring()  # the current secret must load before anything changes
     target, resumed = _target(keys, to_uri, actor)
-    keys._keyring = None  # reload: now with the target as the current key
-    if keys.keyring().current_id != target:
+    if keys.reload().current_id != target:  # now with the target as the current key
         raise MasterKeyError("the target key did not load as current; nothing was re-encrypted")
     total = 0
     while True:
@@ -103,7 +102,6 @@ def rotate(keys: MasterKeys, to_uri: str, actor: Actor, batch: int = 500, pause:
                     time.sleep(pause)
         if _finish(keys, columns, target, total, actor):
             break
-    keys._keyring = None
     return RotationResult(target, total, resumed)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import subprocess
+import sys
 
 import falcon.testing
 import pytest
@@ -171,3 +173,25 @@ def pytest_sessionfinish(session, exitstatus):
     if _skipped and exitstatus == 0:
         session.exitstatus = 1
         print(f"\nskipped tests are not allowed here: {', '.join(_skipped)}")
+
+
+def run_weco(env: dict, *args: str, stdin: str | None = None, **extra: str) -> subprocess.CompletedProcess:
+    """The `weco` command in a child process, with only `env` (and PATH) set."""
+    return subprocess.run([sys.executable, "-m", "control_api.cli", *args],
+                          env={"PATH": "/usr/bin:/bin", **env, **extra}, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def weco(env):
+    """`weco` against a migrated store of the selected backend."""
+    assert run_weco(env, "db", "upgrade").returncode == 0
+    return lambda *args, stdin=None, **extra: run_weco(env, *args, stdin=stdin, **extra)
+
+
+@pytest.fixture
+def store(database_url):
+    """A connection of the test's own to the store the child processes use."""
+    database = open_database(database_url)
+    yield database
+    database.close()

@@ -6,30 +6,8 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from control_api.auth.passwords import PasswordHasher
-from control_api.db import open_database
 from control_api.models import ApiToken, User
-
-
-@pytest.fixture
-def weco(env):
-    full_env = {"PATH": "/usr/bin:/bin", **env}
-
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "control_api.cli", *args], env=full_env,
-                              input=stdin, capture_output=True, text=True, timeout=120)
-
-    assert run("db", "upgrade").returncode == 0
-    return run
-
-
-@pytest.fixture
-def store(database_url):
-    db = open_database(database_url)
-    yield db
-    db.close()
 
 
 def test_user_create_prints_a_generated_password_once_and_it_works(weco, store):

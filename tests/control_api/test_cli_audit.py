@@ -6,33 +6,11 @@ import getpass
 import json
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
-from control_api.db import open_database
 from control_api.models import AuditEvent, User
 from tests.control_api.audit.helpers import drop_guards, sql
-
-
-@pytest.fixture
-def weco(env):
-    full_env = {"PATH": "/usr/bin:/bin", **env}
-
-    def run(*args: str, stdin: str | None = None, **extra) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "control_api.cli", *args], env={**full_env, **extra},
-                              input=stdin, capture_output=True, text=True, timeout=120)
-
-    assert run("db", "upgrade").returncode == 0
-    return run
-
-
-@pytest.fixture
-def store(database_url):
-    db = open_database(database_url)
-    yield db
-    db.close()
 
 
 @pytest.fixture
