@@ -100,6 +100,8 @@ class LoginService:
                  previous: Principal | None) -> LoginResult:
         challenge = self.second.challenge(challenge_value)
         user = challenge.user
+        if user.disabled_at is not None:
+            raise SecondFactorError("the login challenge is unknown, used up or expired: log in again")
         if method not in self._methods(user)[0] or not self.second.answer(challenge, method, code):
             self.audit.record_alone(actor, "auth.second_factor_failed", f"user:{user.id}", {"method": method})
             raise SecondFactorError("the code is not right")

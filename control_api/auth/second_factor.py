@@ -17,6 +17,7 @@ from control_api.models import LoginChallenge, RecoveryCode, User
 CHALLENGE_LIFETIME = dt.timedelta(minutes=5)
 CHALLENGE_ATTEMPTS = 5
 EMAIL_CODE_LIFETIME = dt.timedelta(minutes=10)
+RESEND_AFTER = dt.timedelta(seconds=60)  # one mail a minute per challenge, at most
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -61,6 +62,10 @@ class SecondFactors:
     def send_email_code(self, challenge: LoginChallenge) -> None:
         if "email_code" not in self.methods(challenge.user):
             raise SecondFactorError("email codes are not enabled for this account")
+        now = self.clock.now()
+        last_sent = challenge.email_code_expires_at and challenge.email_code_expires_at - EMAIL_CODE_LIFETIME
+        if last_sent and now - last_sent < RESEND_AFTER:
+            raise SecondFactorError(f"a code was sent less than {RESEND_AFTER.seconds} seconds ago")
         code = f"{secrets.randbelow(10**6):06d}"
         # The code lives 10 minutes, and its challenge with it (mail can be slow).
         until = self.clock.now() + EMAIL_CODE_LIFETIME

@@ -178,6 +178,9 @@ def test_email_codes_delivered_by_smtp_expire_and_are_single_use(env, db, clock,
     assert sent.status_code == 202
     assert smtp.inbox.messages[-1]["To"] == "admin@example.test"
     code = smtp.inbox.last_code()
+    resent = client.simulate_post("/api/auth/login/email-code", json={"challenge": first["challenge"]})
+    assert resent.status_code == 401 and "less than 60 seconds ago" in resent.json["description"]
+    assert len(smtp.inbox.messages) == 1
     assert second(client, first["challenge"], "email_code", code).status_code == 200
     # Reused: the challenge is spent, and a new challenge has no code until one is sent.
     again = login(client).json
