@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 _PG_SEAL_LOCK = 0x77656331
 SEAL_BATCH = 1000
 # How long a server leaves an event queued at most (plus the sealing itself).
-SEAL_INTERVAL = 0.05
+SEAL_INTERVAL = 0.2
 
 
 class AuditUnavailable(Exception):
