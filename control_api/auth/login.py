@@ -76,16 +76,17 @@ class LoginService:
                 if locked:
                     self.audit.record(actor, "auth.lockout", target, {"minutes": LOCK_SECONDS // 60})
             raise LoginFailed
-        self.throttle.succeeded(account)
         methods, deadline = self._methods(user)
         if "totp" not in methods and deadline is not None and self.clock.now() >= deadline:
             self.audit.record_alone(actor, "auth.login_refused_sealed", f"user:{user.id}")
             raise SealedModeRefused(deadline)
         if methods:
+            self.throttle.release(account)  # only wrong codes count from here
             with self.audit.mutation():
                 challenge = self.second.open_challenge(user)
                 self.audit.record(actor, "auth.password_ok", f"user:{user.id}", {"second_factor": methods})
             return LoginResult(user, challenge=challenge, methods=methods)
+        self.throttle.succeeded(account)
         value = self._session(user, actor, previous, "password")
         return LoginResult(user, session_value=value, totp_required_by=deadline)
 
@@ -102,9 +103,21 @@ class LoginService:
         user = challenge.user
         if user.disabled_at is not None:
             raise SecondFactorError("the login challenge is unknown, used up or expired: log in again")
+        # Codes count against the account like passwords do: guessing them locks it too.
+        account = email_key(user.email)
+        refusal = self.throttle.locked(account)
+        if refusal is not None:
+            self.audit.record_alone(actor, "auth.login_throttled", f"user:{user.id}", {"limit": "account"})
+            raise LoginThrottled(refusal.retry_after)
         if method not in self._methods(user)[0] or not self.second.answer(challenge, method, code):
-            self.audit.record_alone(actor, "auth.second_factor_failed", f"user:{user.id}", {"method": method})
+            locked = self.throttle.code_failed(account)
+            target = f"user:{user.id}"
+            with self.audit.mutation():
+                self.audit.record(actor, "auth.second_factor_failed", target, {"method": method})
+                if locked:
+                    self.audit.record(actor, "auth.lockout", target, {"minutes": LOCK_SECONDS // 60})
             raise SecondFactorError("the code is not right")
+        self.throttle.succeeded(account)
         if method == "recovery_code":
             self.audit.record_alone(actor, "auth.recovery_code_used", f"user:{user.id}")
         return LoginResult(user, session_value=self._session(user, actor, previous, method))

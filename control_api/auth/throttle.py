@@ -82,6 +82,28 @@ class LoginThrottle:
                 (now + LOCK_SECONDS, now, account, now)).rowcount
         return locked == 1
 
+    def locked(self, account: str) -> Refusal | None:
+        """A Refusal while the account is locked; counts nothing."""
+        now = _seconds(self.clock.now())
+        row = self.db.execute_sql(
+            f"SELECT locked_until FROM auth_throttle WHERE kind = 'account' AND key = {self.db.param}",
+            (account,)).fetchone()
+        if row and row[0] is not None and row[0] > now:
+            return Refusal("account", max(1, int(row[0] - now)))
+        return None
+
+    def release(self, account: str) -> None:
+        """Give back this attempt's reservation: the password was right, a code is pending."""
+        p = self.db.param
+        with self.db.atomic():
+            self.db.execute_sql(f"UPDATE auth_throttle SET attempts = attempts - 1 "
+                                f"WHERE kind = 'account' AND key = {p} AND attempts > 0", (account,))
+
+    def code_failed(self, account: str) -> bool:
+        """A wrong second-factor code counts as a failed attempt; True if it locked."""
+        self._bump("account", account, LOCK_SECONDS)
+        return self.failed(account)
+
     def succeeded(self, account: str) -> None:
         p = self.db.param
         with self.db.atomic():

@@ -115,6 +115,22 @@ def test_previous_and_next_steps_are_tolerated_but_not_further(client, clock, en
         assert second(client, challenge, "totp", now_code(clock, seed, offset)).status_code == status
 
 
+def test_wrong_codes_count_towards_the_account_lockout(client, clock, enrolled):
+    seed, _ = enrolled
+    challenge = login(client).json["challenge"]
+    for _ in range(4):
+        assert second(client, challenge, "totp", "000000").status_code == 401
+    assert "auth.lockout" not in actions()
+    challenge = login(client).json["challenge"]
+    assert second(client, challenge, "totp", "000000").status_code == 401  # the fifth wrong code
+    assert "auth.lockout" in actions()
+    locked = login(client)
+    assert locked.status_code == 429
+    clock.advance(minutes=15, seconds=1)
+    challenge = login(client).json["challenge"]
+    assert second(client, challenge, "totp", now_code(clock, seed)).status_code == 200
+
+
 def test_recovery_codes_work_once(client, enrolled):
     _, codes = enrolled
     challenge = login(client).json["challenge"]
