@@ -194,6 +194,10 @@ def test_email_codes_delivered_by_smtp_expire_and_are_single_use(env, db, clock,
     assert sent.status_code == 202
     assert smtp.inbox.messages[-1]["To"] == "admin@example.test"
     code = smtp.inbox.last_code()
+    from control_api.models import LoginChallenge
+
+    stored = LoginChallenge.get(LoginChallenge.email_code_hash.is_null(False)).email_code_hash
+    assert code not in stored and hashlib.sha256(code.encode()).hexdigest() != stored
     resent = client.simulate_post("/api/auth/login/email-code", json={"challenge": first["challenge"]})
     assert resent.status_code == 401 and "less than 60 seconds ago" in resent.json["description"]
     assert len(smtp.inbox.messages) == 1
@@ -326,3 +330,35 @@ def test_break_glass_output_logs_in_and_is_audited(env, client, clock):
     # A recovery code from the envelope works too, once.
     challenge = login(client, "break-glass@weco.invalid", password).json["challenge"]
     assert second(client, challenge, "recovery_code", codes[0]).status_code == 200
+
+
+def test_seeds_are_stored_encrypted_and_bound_to_their_user(client, clock, enrolled, admin, deps):
+    from control_api.crypto import Aad, CryptoError
+    from control_api.models import TotpCredential
+
+    seed, _ = enrolled
+    stored = TotpCredential.get(TotpCredential.user == admin).seed
+    assert stored.startswith("v1.") and seed not in stored
+    assert deps.keys.decrypt(stored, aad=Aad("totp_credentials", "seed", admin.id)).decode() == seed
+    with pytest.raises(CryptoError):
+        deps.keys.decrypt(stored, aad=Aad("totp_credentials", "seed", admin.id + 1))
+
+
+def test_api_tokens_cannot_step_up(client, deps, admin):
+    from control_api.app import build_credentials
+    from tests.conftest import ACTOR
+
+    value, _ = build_credentials(deps).create_token(admin, "bot", None, ACTOR)
+    refused = client.simulate_post("/api/auth/step-up", json={"scope": "token.revoke", "code": "123456"},
+                                   headers={"Authorization": f"Bearer {value}"})
+    assert refused.status_code == 403 and refused.json["title"] == "Step-up refused"
+
+
+def test_destructive_routes_declare_their_step_up_scope(app):
+    from control_api import authz
+
+    scopes = {f"{method} {template}": getattr(responder, "__weco_scope__", None)
+              for template, method, responder in authz.iter_routes(app)}
+    assert scopes["DELETE /api/tokens/{token_id:int}"] == "token.revoke"
+    assert scopes["DELETE /api/sessions/{session_id:int}"] == "session.revoke"
+    assert scopes["DELETE /api/me/totp"] == "2fa.remove"
