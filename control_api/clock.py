@@ -9,6 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def unix_seconds(moment: dt.datetime) -> float:
+    """A naive UTC datetime as seconds since the epoch (what TOTP steps count)."""
+    return (moment - _EPOCH).total_seconds()
+
 
 class SystemClock:
     def now(self) -> dt.datetime:

@@ -3,16 +3,12 @@ the current password again, is audited, and ends every session of the user."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from control_api.audit.log import Actor, AuditLog
 from control_api.auth.credentials import CredentialService
 from control_api.auth.passwords import PasswordHasher, PasswordPolicyError, check_strength
 from control_api.auth.totp import TotpService
-from control_api.clock import SystemClock
+from control_api.clock import SystemClock, unix_seconds
 from control_api.models import User
-
-_EPOCH = dt.datetime(1970, 1, 1)
 
 
 class AccountError(Exception):
@@ -57,7 +53,7 @@ class AccountService:
         now = self.clock.now()
         if self.totp.credential(user, confirmed=False) is None or self.totp.credential(user) is not None:
             raise AccountError("no TOTP enrolment is waiting for confirmation", 409)
-        if not self.totp.check(user, code, (now - _EPOCH).total_seconds(), confirmed=False):
+        if not self.totp.check(user, code, unix_seconds(now), confirmed=False):
             raise AccountError("the code is not right", 403)
         with self.audit.mutation():
             codes = self.totp.confirm(user, now)
@@ -70,7 +66,7 @@ class AccountService:
         if self.sealed:
             raise AccountError("sealed mode requires TOTP: it cannot be removed", 409)
         now = self.clock.now()
-        if not self.totp.check(user, code, (now - _EPOCH).total_seconds()):
+        if not self.totp.check(user, code, unix_seconds(now)):
             raise AccountError("the code is not right", 403)
         with self.audit.mutation():
             self.totp.remove(user)

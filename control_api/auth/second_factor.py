@@ -11,14 +11,13 @@ import secrets
 from control_api.auth.credentials import digest
 from control_api.auth.mailer import MailError, SmtpMailer
 from control_api.auth.totp import TotpService
-from control_api.clock import SecretTokens, SystemClock
+from control_api.clock import SecretTokens, SystemClock, unix_seconds
 from control_api.models import LoginChallenge, RecoveryCode, User
 
 CHALLENGE_LIFETIME = dt.timedelta(minutes=5)
 CHALLENGE_ATTEMPTS = 5
 EMAIL_CODE_LIFETIME = dt.timedelta(minutes=10)
 RESEND_AFTER = dt.timedelta(seconds=60)  # one mail a minute per challenge, at most
-_EPOCH = dt.datetime(1970, 1, 1)
 
 
 class SecondFactorError(Exception):
@@ -88,7 +87,7 @@ class SecondFactors:
         if method not in self.methods(user):
             return False
         if method == "totp":
-            ok = self.totp.check(user, code, (now - _EPOCH).total_seconds())
+            ok = self.totp.check(user, code, unix_seconds(now))
         elif method == "recovery_code":
             ok = self.totp.use_recovery_code(user, code, now)
         else:

@@ -9,13 +9,12 @@ import falcon
 
 from control_api.auth.credentials import Principal, digest
 from control_api.auth.totp import TotpService
-from control_api.clock import SecretTokens, SystemClock
+from control_api.clock import SecretTokens, SystemClock, unix_seconds
 from control_api.models import StepUpToken
 
 LIFETIME = dt.timedelta(minutes=5)
 HEADER = "X-Step-Up-Token"
 SCOPES = ("token.revoke", "session.revoke", "2fa.remove")
-_EPOCH = dt.datetime(1970, 1, 1)
 
 
 class StepUp:
@@ -26,7 +25,7 @@ class StepUp:
         if principal.via != "session" or scope not in SCOPES:
             return None
         now = self.clock.now()
-        if not self.totp.check(principal.user, code, (now - _EPOCH).total_seconds()):
+        if not self.totp.check(principal.user, code, unix_seconds(now)):
             return None
         value = self.tokens.token(32)
         StepUpToken.create(token_hash=digest(value), user=principal.user, session=principal.credential_id,

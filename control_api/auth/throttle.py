@@ -16,25 +16,19 @@ statement (SQLite 3.35+ and PostgreSQL alike).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 import peewee
 
-from control_api.clock import SystemClock
+from control_api.clock import SystemClock, unix_seconds
 
 IP_LIMIT, IP_WINDOW = 10, 15 * 60
 ACCOUNT_LIMIT, LOCK_SECONDS = 5, 15 * 60
-_EPOCH = dt.datetime(1970, 1, 1)
 
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
     reason: str  # "ip" | "account"
     retry_after: int
-
-
-def _seconds(now: dt.datetime) -> float:
-    return (now - _EPOCH).total_seconds()
 
 
 class LoginThrottle:
@@ -52,14 +46,14 @@ class LoginThrottle:
         )
 
     def _bump(self, kind: str, key: str, window: int) -> tuple[int, float, float | None]:
-        now = _seconds(self.clock.now())
+        now = unix_seconds(self.clock.now())
         with self.db.atomic():
             return self.db.execute_sql(self._count, (kind, key, now, now - window, now - window, now)
                                        ).fetchone()
 
     def admit(self, ip: str, account: str) -> Refusal | None:
         """Count this attempt; a Refusal if it must not reach the password check."""
-        now = _seconds(self.clock.now())
+        now = unix_seconds(self.clock.now())
         attempts, start, _ = self._bump("ip", ip, IP_WINDOW)
         if attempts > IP_LIMIT:
             return Refusal("ip", max(1, int(start + IP_WINDOW - now)))
@@ -72,7 +66,7 @@ class LoginThrottle:
 
     def failed(self, account: str) -> bool:
         """After a wrong password: lock the account if this was the last allowed try."""
-        now = _seconds(self.clock.now())
+        now = unix_seconds(self.clock.now())
         p = self.db.param
         with self.db.atomic():
             locked = self.db.execute_sql(  # placeholders only
@@ -84,7 +78,7 @@ class LoginThrottle:
 
     def locked(self, account: str) -> Refusal | None:
         """A Refusal while the account is locked; counts nothing."""
-        now = _seconds(self.clock.now())
+        now = unix_seconds(self.clock.now())
         row = self.db.execute_sql(
             f"SELECT locked_until FROM auth_throttle WHERE kind = 'account' AND key = {self.db.param}",
             (account,)).fetchone()

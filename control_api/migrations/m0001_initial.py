@@ -1,14 +1,13 @@
 """Users, login sessions and API tokens."""
 
+from control_api.migrations.sqltypes import BIGINT, PK
+
 VERSION = 1
 NAME = "users_sessions_tokens"
 
-_ID = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
-_REF = {"sqlite": "INTEGER", "postgresql": "BIGINT"}
-
 
 def up(db, dialect: str) -> None:
-    pk, ref = _ID[dialect], _REF[dialect]
+    pk, ref = PK[dialect], BIGINT[dialect]
     statements = [
         f"""CREATE TABLE users (
             id {pk},

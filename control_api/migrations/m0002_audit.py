@@ -5,11 +5,11 @@ PostgreSQL) through triggers. On PostgreSQL the application role `weco_app` also
 lacks those privileges (see control_api/migrations/__init__.py: grants).
 """
 
+from control_api.migrations.sqltypes import BIGINT, PK
+
 VERSION = 2
 NAME = "audit_log"
 
-_ID = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
-_BIG = {"sqlite": "INTEGER", "postgresql": "BIGINT"}
 
 _SQLITE_GUARDS = [
     """CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
@@ -34,7 +34,7 @@ _PG_GUARDS = [
 
 
 def up(db, dialect: str) -> None:
-    pk, big = _ID[dialect], _BIG[dialect]
+    pk, big = PK[dialect], BIGINT[dialect]
     statements = [
         f"""CREATE TABLE audit_queue (
             id {pk},

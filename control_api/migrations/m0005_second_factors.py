@@ -1,18 +1,16 @@
 """Second factors (TOTP, recovery codes, email codes), login challenges, step-up
 tokens, break-glass accounts, and the time sealed mode was first seen."""
 
+from control_api.migrations.sqltypes import BIGINT, FALSE, PK
+
 VERSION = 5
 NAME = "second_factors"
 
-_ID = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
-_REF = {"sqlite": "INTEGER", "postgresql": "BIGINT"}
-_FALSE = {"sqlite": "0", "postgresql": "FALSE"}
-
 
 def up(db, dialect: str) -> None:
-    pk, ref = _ID[dialect], _REF[dialect]
+    pk, ref = PK[dialect], BIGINT[dialect]
     for sql in (
-        f"ALTER TABLE users ADD COLUMN break_glass BOOLEAN NOT NULL DEFAULT {_FALSE[dialect]}",
+        f"ALTER TABLE users ADD COLUMN break_glass BOOLEAN NOT NULL DEFAULT {FALSE[dialect]}",
         "ALTER TABLE users ADD COLUMN email_2fa_at TIMESTAMP NULL",
         f"""CREATE TABLE totp_credentials (
             user_id {ref} PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
