@@ -12,7 +12,7 @@ from pathlib import Path
 from control_api import migrations
 from control_api.app import Deps, build_audit_log, build_credentials, build_deps, build_users
 from control_api.audit import keys
-from control_api.audit.chain import AuditCryptoError, WitnessPublic
+from control_api.audit.chain import AuditCryptoError, ChainKey, WitnessPublic
 from control_api.audit.checkpoints import read_checkpoints
 from control_api.audit.export import ExportError, export, parse_since, read_export
 from control_api.audit.keys import AuditKeyError
@@ -180,7 +180,15 @@ def cmd_audit_verify(settings: Settings, args) -> None:
         witnesses = [WitnessPublic.from_pem(Path(p).read_bytes()) for p in args.witness_pub]
     except (OSError, AuditCryptoError) as exc:
         raise CommandError(f"--witness-pub: {exc}") from None
-    verifier = Verifier(witnesses, [keys.load_chain_key(settings)], progress=_progress)
+    chain_keys = [keys.load_chain_key(settings)]
+    for path in args.previous_secret_file or ():
+        # Rows sealed before FF_AUDIT_SECRET was rotated name the old key's id.
+        try:
+            keys.check_private_file(Path(path))
+            chain_keys.append(ChainKey(Path(path).read_bytes().strip()))
+        except (OSError, AuditCryptoError, AuditKeyError) as exc:
+            raise CommandError(f"--previous-secret-file {path}: {exc}") from None
+    verifier = Verifier(witnesses, chain_keys, progress=_progress)
     checkpoints = list(read_checkpoints(Path(args.checkpoint))) if args.checkpoint else []
     queued = 0
     if args.export:
@@ -333,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="witness public key (PEM); repeat for rotated keys")
     verify.add_argument("--checkpoint", help="checkpoint file to check the log against")
     verify.add_argument("--export", help="verify this export file instead of the store")
+    verify.add_argument("--previous-secret-file", action="append",
+                        help="a file (0600) holding an earlier FF_AUDIT_SECRET; repeat for each")
     verify.set_defaults(fn=cmd_audit_verify)
     exp = audit.add_parser("export", help="write sealed rows as JSON lines")
     exp.add_argument("--since", default="30d", help="Nd, Nh or an ISO 8601 time (default 30d)")

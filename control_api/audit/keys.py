@@ -50,6 +50,11 @@ def _read_private(path: Path, what: str) -> bytes:
     return path.read_bytes()
 
 
+def check_private_file(path: Path) -> None:
+    """Raise AuditKeyError unless `path` exists and only its owner can read it."""
+    _read_private(path, "key file")
+
+
 def write_witness_pair(directory: Path) -> tuple[Path, Path]:
     """`weco audit witness-keygen`: witness.key (0600) and witness.pub; never overwrites."""
     private, public = directory / "witness.key", directory / "witness.pub"

@@ -133,3 +133,16 @@ def test_a_witness_key_others_can_read_is_refused(weco, store, tmp_path):
                   FF_AUDIT_WITNESS_KEY=str(key))
     assert result.returncode == 1 and "readable by group or others: chmod 600 it" in result.stderr
     assert User.select().count() == 0
+
+
+def test_verify_after_rotating_the_audit_secret(weco, store, pub, tmp_path):
+    populate(weco)
+    old = tmp_path / "var" / "audit" / "chain.secret"
+    new = "n" * 64
+    weco("token", "create", "--email", "a@example.test", "--name", "after", FF_AUDIT_SECRET=new)
+    without = weco("audit", "verify", "--witness-pub", pub, FF_AUDIT_SECRET=new)
+    assert without.returncode == 1 and "row 1: unknown MAC key id" in without.stdout
+    both = weco("audit", "verify", "--witness-pub", pub, "--previous-secret-file", str(old),
+                FF_AUDIT_SECRET=new)
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert "rows verified: 5" in both.stdout
