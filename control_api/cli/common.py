@@ -1,0 +1,28 @@
+"""Shared by the commands: the error type, the CLI's audit actor, the wired services."""
+
+from __future__ import annotations
+
+import getpass
+
+from control_api import migrations
+from control_api.app import Deps, build_deps
+from control_api.audit.log import Actor
+from control_api.db import open_database
+from control_api.settings import Settings
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; str() is the message for the operator."""
+
+
+def cli_actor() -> Actor:
+    return Actor(f"cli:{getpass.getuser()}", "local", "weco-cli")
+
+
+def open_deps(settings: Settings) -> Deps:
+    db = open_database(settings.effective_database_url)
+    db.connect(reuse_if_open=True)
+    behind = migrations.pending(db)
+    if behind:
+        raise CommandError(f"the store has {len(behind)} pending migration(s): run `weco db upgrade`")
+    return build_deps(settings, db)
