@@ -82,8 +82,7 @@ class MasterKeys:
         except KeyProviderError as exc:
             raise MasterKeyError(str(exc)) from None
         key_id = master_key_id(secret)
-        with self.db.atomic():
-            rows = {row.key_id: row for row in MasterKey.select()}
+        rows = {row.key_id: row for row in MasterKey.select()}
         if not rows:
             self._register(key_id, provider)
             return Keyring(secret)

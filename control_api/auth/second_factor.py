@@ -29,6 +29,9 @@ def _email_code_hash(challenge_id: int, code: str) -> str:
 
 
 class SecondFactors:
+    """The factors themselves. Which ones a login may use (sealed mode narrows them) is
+    the caller's decision, made once: LoginService checks before calling in here."""
+
     def __init__(self, totp: TotpService, mailer: SmtpMailer | None, clock: SystemClock,
                  tokens: SecretTokens, totp_only: bool) -> None:
         self.totp, self.mailer, self.clock, self.tokens = totp, mailer, clock, tokens
@@ -59,8 +62,6 @@ class SecondFactors:
         return found
 
     def send_email_code(self, challenge: LoginChallenge) -> None:
-        if "email_code" not in self.methods(challenge.user):
-            raise SecondFactorError("email codes are not enabled for this account")
         now = self.clock.now()
         last_sent = challenge.email_code_expires_at and challenge.email_code_expires_at - EMAIL_CODE_LIFETIME
         if last_sent and now - last_sent < RESEND_AFTER:
@@ -84,8 +85,6 @@ class SecondFactors:
         LoginChallenge.update(attempts=LoginChallenge.attempts + 1).where(
             LoginChallenge.id == challenge.id).execute()
         user = challenge.user
-        if method not in self.methods(user):
-            return False
         if method == "totp":
             ok = self.totp.check(user, code, unix_seconds(now))
         elif method == "recovery_code":
