@@ -12,7 +12,7 @@ packages=(
   systemd systemd-sysv dbus openssh-server python3 python3-apt sudo
   iproute2 nftables iptables curl ca-certificates procps
   cryptsetup-bin util-linux
-  nginx-light openssl certbot python3-cffi-backend
+  nginx openssl certbot python3-cffi-backend
   rsync
 )
 
