@@ -23,8 +23,12 @@ from control_api.auth.totp import TotpService
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
 from control_api.masterkey import MasterKeys
-from control_api.resources import account, audit, auth, health, openapi, tokens, users
+from control_api.resources import account, audit, auth, health, hosts, openapi, runs, sites, tokens, users
+from control_api.runs.adapter import AnsibleRunnerAdapter
+from control_api.runs.queue import RunQueue
+from control_api.runs.worker import Worker, WorkerConfig
 from control_api.settings import Settings
+from control_api.sites.catalog import SiteCatalog
 
 
 @dataclasses.dataclass
@@ -84,6 +88,14 @@ def build_logins(deps: Deps, credentials: CredentialService, totp: TotpService) 
                         second, sealed, deps.clock)
 
 
+def build_catalog(deps: Deps) -> SiteCatalog:
+    return SiteCatalog(deps.audit, deps.keys, deps.clock, development=deps.settings.is_dev)
+
+
+def build_queue(deps: Deps) -> RunQueue:
+    return RunQueue(deps.db, deps.audit, deps.clock)
+
+
 def create_app(deps: Deps) -> falcon.App:
     settings = deps.settings
     credentials = build_credentials(deps)
@@ -126,9 +138,25 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/api/tokens", tokens.Tokens(credentials))
     app.add_route("/api/tokens/{token_id:int}", tokens.Token(credentials, step_up))
     app.add_route("/api/audit", audit.Audit())
+    add_site_routes(app, deps, step_up)
 
     check_declared(app)
     return app
+
+
+def add_site_routes(app: falcon.App, deps: Deps, step_up: StepUp) -> None:
+    catalog, queue = build_catalog(deps), build_queue(deps)
+    app.add_route("/api/sites", sites.Sites(catalog))
+    app.add_route("/api/sites/{slug}", sites.SiteItem(catalog, step_up))
+    app.add_route("/api/sites/{slug}/hosts/{host_id:int}", sites.SiteHostLink(catalog))
+    app.add_route("/api/sites/{slug}/grants/{user_id:int}", sites.SiteGrantLink(catalog))
+    app.add_route("/api/hosts", hosts.Hosts(catalog))
+    app.add_route("/api/hosts/{host_id:int}", hosts.HostItem(catalog, step_up))
+    app.add_route("/api/runs", runs.Runs(queue))
+    app.add_route("/api/runs/{run_id:int}", runs.RunItem())
+    app.add_route("/api/runs/{run_id:int}/cancel", runs.RunCancel(queue))
+    app.add_route("/api/runs/{run_id:int}/events", runs.RunEvents())
+    app.add_route("/api/runs/{run_id:int}/events/stream", runs.RunEventStream(deps.db))
 
 
 def check_declared(app: falcon.App) -> None:
@@ -136,3 +164,11 @@ def check_declared(app: falcon.App) -> None:
     missing = authz.undeclared_routes(app)
     if missing:
         raise RuntimeError(f"routes without an access declaration: {', '.join(missing)}")
+
+
+def build_worker(deps: Deps, name: str | None = None) -> Worker:
+    settings = deps.settings
+    config = WorkerConfig(data_dir=settings.data_dir.resolve(), project_dir=settings.project_dir,
+                          site_sources_dir=settings.sources_dir.resolve(),
+                          timeout=settings.run_timeout_seconds)
+    return Worker(build_queue(deps), build_catalog(deps), AnsibleRunnerAdapter(), config, name)

@@ -16,4 +16,5 @@ class EncryptedColumn:
 
 ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("totp_credentials", "seed", id_column="user_id"),
+    EncryptedColumn("hosts", "ssh_private_key"),
 ]

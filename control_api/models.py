@@ -162,3 +162,92 @@ class SystemState(BaseModel):
 
     class Meta:
         table_name = "system_state"
+
+
+class Site(BaseModel):
+    slug = peewee.TextField(unique=True)
+    domain = peewee.TextField()
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "sites"
+
+
+class Host(BaseModel):
+    name = peewee.TextField(unique=True)
+    address = peewee.TextField()
+    port = peewee.IntegerField()
+    ssh_user = peewee.TextField()
+    connection = peewee.TextField()
+    ssh_private_key = peewee.TextField()  # encrypted: AAD (hosts, ssh_private_key, id)
+    ssh_key_fingerprint = peewee.TextField()
+    vars_json = peewee.TextField()
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "hosts"
+
+
+class SiteHost(BaseModel):
+    site = peewee.ForeignKeyField(Site, on_delete="CASCADE")
+    host = peewee.ForeignKeyField(Host, on_delete="CASCADE")
+
+    class Meta:
+        table_name = "site_hosts"
+        primary_key = peewee.CompositeKey("site", "host")
+
+
+class SiteGrant(BaseModel):
+    site = peewee.ForeignKeyField(Site, on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+
+    class Meta:
+        table_name = "site_grants"
+        primary_key = peewee.CompositeKey("site", "user")
+
+
+class Run(BaseModel):
+    playbook = peewee.TextField()
+    site = peewee.ForeignKeyField(Site, null=True, on_delete="SET NULL")
+    target_json = peewee.TextField()
+    extra_vars_json = peewee.TextField()
+    status = peewee.TextField()
+    requested_by = peewee.ForeignKeyField(User)
+    idempotency_key = peewee.TextField(null=True)
+    request_digest = peewee.CharField(max_length=64)
+    lock_slug = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    started_at = peewee.DateTimeField(null=True)
+    finished_at = peewee.DateTimeField(null=True)
+    worker = peewee.TextField(null=True)
+    lease_expires_at = peewee.DateTimeField(null=True)
+    cancel_requested_at = peewee.DateTimeField(null=True)
+    rc = peewee.IntegerField(null=True)
+    stats_json = peewee.TextField(null=True)
+    error = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "runs"
+
+
+class RunEvent(BaseModel):
+    run = peewee.ForeignKeyField(Run, on_delete="CASCADE")
+    seq = peewee.IntegerField()
+    event = peewee.TextField()
+    host = peewee.TextField(null=True)
+    task = peewee.TextField(null=True)
+    stdout = peewee.TextField()
+    data_json = peewee.TextField()
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "run_events"
+
+
+class SlugLock(BaseModel):
+    slug = peewee.TextField(primary_key=True)
+    run = peewee.ForeignKeyField(Run)
+    acquired_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "slug_locks"

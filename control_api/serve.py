@@ -35,7 +35,10 @@ def serve(settings: Settings, bind: str, workers: int) -> None:
         {
             "bind": bind,
             "workers": workers,
-            "worker_class": "sync",
+            # Threads, so a client following a run's event stream does not hold a
+            # whole worker, and a long stream does not trip the worker timeout.
+            "worker_class": "gthread",
+            "threads": 8,
             "timeout": 60,
             "graceful_timeout": 20,
             "logconfig_dict": GUNICORN_LOGCONFIG,

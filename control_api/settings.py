@@ -161,6 +161,26 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_AUDIT_CHECKPOINT_EVERY", "1000", "0..1000000000",
          "Write a checkpoint each time the log grows past a multiple of this many rows "
          "(0: only on demand, `weco audit checkpoint`).", _int_range(0, 1000000000)),
+    Spec("FF_RUN_TIMEOUT_SECONDS", "3600", "10..86400",
+         "A run still going after this long is stopped and recorded as `timeout`.", _int_range(10, 86400)),
+    Spec("FF_SITE_SOURCES_DIR", "", "empty or a directory path",
+         "Where a worker finds each site's content to deploy (one directory per slug). "
+         "Empty: FF_DATA_DIR/site-sources.", str),
+    Spec("FF_ANSIBLE_DIR", "", "empty or a directory path",
+         "The directory holding ansible.cfg, playbooks/ and roles/. Empty: the installed release's own.",
+         str),
+    Spec("FF_EMBEDDED_WORKER", "auto", "auto | 0 | 1",
+         "1: `weco serve` also runs a worker. auto: only with the embedded SQLite store.",
+         _choice("auto", "0", "1")),
+    Spec("FF_ALLOW_UNENCRYPTED", "0", "0 | 1",
+         "Read by the luks_gate role: 1 lets a development host without LUKS through "
+         "(refused when FF_ENV=production).", _choice("0", "1")),
+    Spec("FF_DISK_ENCRYPTION", "luks", "luks | cloud-managed",
+         "Read by the luks_gate role: cloud-managed records that the provider encrypts the disks "
+         "instead of LUKS.", _choice("luks", "cloud-managed")),
+    Spec("FF_ACME_SERVER", "", "empty or an https:// ACME directory URL",
+         "Read by the nginx_tls role in letsencrypt mode: an internal ACME server. "
+         "Empty: Let's Encrypt.", str),
 )
 
 
@@ -188,12 +208,27 @@ class Settings:
     smtp_from: str
     master_secret_provider: str
     key_local_forbid: str
+    run_timeout_seconds: int
+    site_sources_dir: str
+    ansible_dir: str
+    embedded_worker: str
+    allow_unencrypted: str
+    disk_encryption: str
+    acme_server: str
     # Vault's own variables, for the vault: provider (hvac's usual names).
     vault_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    @property
+    def sources_dir(self) -> Path:
+        return Path(self.site_sources_dir) if self.site_sources_dir else self.data_dir / "site-sources"
+
+    @property
+    def project_dir(self) -> Path:
+        return Path(self.ansible_dir) if self.ansible_dir else Path(__file__).resolve().parents[1]
 
     @property
     def effective_database_url(self) -> str:

@@ -8,7 +8,7 @@ import sys
 
 from control_api.audit.keys import AuditKeyError
 from control_api.audit.log import AuditUnavailable
-from control_api.cli import accounts, audit, config, secrets, server, store
+from control_api.cli import accounts, audit, config, runs, secrets, server, store
 from control_api.cli.common import CommandError
 from control_api.logs import configure_logging
 from control_api.masterkey import MasterKeyError
@@ -19,7 +19,7 @@ from keyproviders import KeyProviderError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="weco", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
-    for module in (config, store, accounts, audit, secrets, server):
+    for module in (config, store, accounts, audit, secrets, server, runs):
         module.register(groups)
     return parser
 

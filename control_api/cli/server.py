@@ -1,9 +1,19 @@
-"""`weco serve`."""
+"""`weco serve` (and, in the embedded setup, its worker)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from control_api.cli.common import open_deps
+from control_api.db import dialect
 from control_api.settings import Settings
+
+
+def wants_worker(settings: Settings, store_dialect: str) -> bool:
+    if settings.embedded_worker == "auto":
+        return store_dialect == "sqlite"
+    return settings.embedded_worker == "1"
 
 
 def cmd_serve(settings: Settings, args) -> None:
@@ -11,8 +21,20 @@ def cmd_serve(settings: Settings, args) -> None:
 
     deps = open_deps(settings)
     deps.keys.keyring()  # fails here, before forking, on a bad store, key or provider
+    embedded = wants_worker(settings, dialect(deps.db))
     deps.db.close()
-    serve(settings, bind=args.bind or settings.bind, workers=args.workers or settings.workers)
+    # The worker is its own process: a long playbook never holds an API worker, and
+    # the API's gunicorn workers never hold ssh-agents or decrypted keys.
+    worker = subprocess.Popen([sys.executable, "-m", "control_api.cli", "worker"]) if embedded else None
+    try:
+        serve(settings, bind=args.bind or settings.bind, workers=args.workers or settings.workers)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 def register(groups) -> None:

@@ -1,0 +1,68 @@
+"""Hosts (superadmin only). The SSH private key goes in once and never comes back out:
+responses carry its fingerprint."""
+
+from __future__ import annotations
+
+import json
+
+import falcon
+
+from control_api.auth.stepup import StepUp
+from control_api.authz import destructive, superadmin
+from control_api.body import read_json
+from control_api.models import Host
+from control_api.resources.common import actor_of
+from control_api.sites.catalog import Conflict, SiteCatalog, find_host
+from control_api.sites.validate import InvalidInput
+
+
+def host_json(host: Host) -> dict:
+    return {"id": host.id, "name": host.name, "address": host.address, "port": host.port,
+            "ssh_user": host.ssh_user, "connection": host.connection,
+            "ssh_key_fingerprint": host.ssh_key_fingerprint or None, "vars": json.loads(host.vars_json),
+            "created_at": host.created_at.isoformat() + "Z"}
+
+
+def host_or_404(host_id: int) -> Host:
+    host = find_host(host_id)
+    if host is None:
+        raise falcon.HTTPNotFound(title="No such host", description=f"there is no host {host_id}")
+    return host
+
+
+class Hosts:
+    def __init__(self, catalog: SiteCatalog) -> None:
+        self.catalog = catalog
+
+    @superadmin
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"hosts": [host_json(h) for h in Host.select().order_by(Host.id)]}
+
+    @superadmin
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            host = self.catalog.create_host(read_json(req), actor_of(req))
+        except InvalidInput as exc:
+            raise falcon.HTTPBadRequest(title="Invalid request", description=str(exc)) from None
+        except Conflict as exc:
+            raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from None
+        resp.status = falcon.HTTP_201
+        resp.media = host_json(host)
+
+
+class HostItem:
+    def __init__(self, catalog: SiteCatalog, step_up: StepUp) -> None:
+        self.catalog, self.step_up = catalog, step_up
+
+    @superadmin
+    def on_get(self, req: falcon.Request, resp: falcon.Response, host_id: int) -> None:
+        resp.media = host_json(host_or_404(host_id))
+
+    @superadmin
+    @destructive("host.delete")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, host_id: int) -> None:
+        try:
+            self.catalog.delete_host(host_or_404(host_id), actor_of(req))
+        except Conflict as exc:
+            raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from None
+        resp.status = falcon.HTTP_204

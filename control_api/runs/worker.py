@@ -1,0 +1,162 @@
+"""`weco worker`: claim queued runs, run them through the adapter, record everything.
+
+One run at a time per worker process. While a run executes, a heartbeat thread renews
+its lease; if the lease was lost (another worker declared the run lost) or the worker
+is asked to stop, the run is cancelled. Keys are decrypted only here, just before the
+run, into per-run ssh-agents that end with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from control_api.audit.log import Actor
+from control_api.models import Host, Run, Site
+from control_api.runs import sshagent
+from control_api.runs.adapter import AnsibleRunnerAdapter, Outcome, PlaybookJob
+from control_api.runs.playbooks import PLAYBOOKS
+from control_api.runs.playbooks import extra_vars as extra_vars_for
+from control_api.runs.queue import RunQueue
+from control_api.sites.catalog import SiteCatalog, site_hosts
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    data_dir: Path
+    project_dir: Path
+    site_sources_dir: Path
+    timeout: int = 3600
+    poll_seconds: float = 0.1
+    heartbeat_seconds: float = 5.0
+    sweep_seconds: float = 5.0
+
+
+class RunSetupError(Exception):
+    """The run cannot start (no hosts, no content, a key that will not load)."""
+
+
+class Worker:
+    def __init__(self, queue: RunQueue, catalog: SiteCatalog, adapter: AnsibleRunnerAdapter,
+                 config: WorkerConfig, name: str | None = None) -> None:
+        self.queue, self.catalog, self.adapter, self.config = queue, catalog, adapter, config
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.actor = Actor(f"worker:{self.name}", "local", "weco-worker")
+        self.stopping = threading.Event()
+
+    def run_forever(self) -> None:
+        last_sweep = 0.0
+        while not self.stopping.is_set():
+            if time.monotonic() - last_sweep >= self.config.sweep_seconds:
+                for run_id in self.queue.sweep_lost(self.actor):
+                    log.warning("run %s marked lost: its worker stopped renewing the lease", run_id)
+                last_sweep = time.monotonic()
+            if not self.run_once():
+                self.stopping.wait(self.config.poll_seconds)
+
+    def run_once(self) -> bool:
+        """Claim and execute one run; False when the queue had none ready."""
+        run = self.queue.claim(self.name, self.actor)
+        if run is None:
+            return False
+        self.execute(run)
+        return True
+
+    def execute(self, run: Run) -> None:
+        lost = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(run.id, lost), daemon=True)
+        beat.start()
+        status, rc, stats, error = "error", None, {}, None
+        try:
+            outcome = self._execute(run, lost)
+            status, rc, stats = outcome.status, outcome.rc, outcome.stats
+            if lost.is_set():
+                error = "the run's lease was lost"
+            elif self.stopping.is_set() and status == "canceled":
+                error = "the worker was stopped"
+        except RunSetupError as exc:
+            error = str(exc)
+        except Exception as exc:  # a worker must survive one bad run and record why
+            log.exception("run %s failed in the worker", run.id)
+            error = f"worker error: {type(exc).__name__}"
+        finally:
+            lost.set()
+            beat.join()
+        self.queue.finish(run.id, self.name, status, rc, stats, error, self.actor)
+
+    def _heartbeat(self, run_id: int, lost: threading.Event) -> None:
+        while not lost.wait(self.config.heartbeat_seconds):
+            if not self.queue.heartbeat(run_id, self.name):
+                lost.set()
+
+    def _execute(self, run: Run, lost: threading.Event) -> Outcome:
+        playbook = PLAYBOOKS[run.playbook]
+        hosts, extra_vars = self._targets(run)
+        keys = {h.ssh_key_fingerprint: self.catalog.private_key(h) for h in hosts if h.connection == "ssh"}
+        run_dir = self.config.data_dir / "runs" / str(run.id)
+        with sshagent.agents(keys, lifetime=self.config.timeout + 60) as sockets:
+            job = PlaybookJob(run_dir=run_dir, project_dir=self.config.project_dir, playbook=playbook.file,
+                              inventory=self._inventory(hosts, sockets), extra_vars=extra_vars,
+                              env={}, timeout=self.config.timeout)
+            return self.adapter.run(job, lambda event: self.queue.append_events(run.id, [event]),
+                                    self._cancel_check(run.id, lost))
+
+    def _cancel_check(self, run_id: int, lost: threading.Event):
+        last = {"at": 0.0, "answer": False}
+
+        def should_cancel() -> bool:
+            if lost.is_set() or self.stopping.is_set():
+                return True
+            if time.monotonic() - last["at"] >= 0.5:  # ansible-runner asks many times a second
+                last["at"], last["answer"] = time.monotonic(), self.queue.cancel_requested(run_id)
+            return last["answer"]
+
+        return should_cancel
+
+    def _targets(self, run: Run) -> tuple[list[Host], dict]:
+        # Stored in the API's names; checked again and mapped to the playbook's own.
+        extra_vars = extra_vars_for(PLAYBOOKS[run.playbook], json.loads(run.extra_vars_json))
+        target = json.loads(run.target_json)
+        if "site" in target:
+            site = Site.get_or_none(Site.id == run.site_id)
+            if site is None:
+                raise RunSetupError(f"site '{target['site']}' no longer exists")
+            hosts = site_hosts(site)
+            source = self.config.site_sources_dir / site.slug
+            if run.playbook == "deploy_site" and not source.is_dir():
+                raise RunSetupError(f"the site's content directory {source} does not exist")
+            started = run.started_at.strftime("%Y%m%dT%H%M%SZ")
+            extra_vars.update(site_slug=site.slug, site_domain=site.domain, site_source_dir=str(source))
+            if run.playbook == "deploy_site":
+                extra_vars["site_release_id"] = f"r{run.id}-{started}"
+        else:
+            hosts = list(Host.select().where(Host.id.in_(target["hosts"])).order_by(Host.id))
+        if not hosts:
+            raise RunSetupError("the run has no hosts to act on")
+        return hosts, extra_vars
+
+    def _inventory(self, hosts: list[Host], sockets: dict[str, str]) -> dict:
+        known_hosts = self.config.data_dir / "known_hosts"
+        entries = {}
+        for host in hosts:
+            variables = json.loads(host.vars_json)
+            if host.connection == "local":
+                variables.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+            else:
+                # First contact records the host key; a changed key afterwards is refused.
+                variables.update(
+                    ansible_host=host.address, ansible_port=host.port, ansible_user=host.ssh_user,
+                    ansible_ssh_common_args=(f"-o IdentityAgent={sockets[host.ssh_key_fingerprint]} "
+                                             f"-o UserKnownHostsFile={known_hosts} "
+                                             "-o StrictHostKeyChecking=accept-new"))
+            entries[host.name] = variables
+        return {"all": {"hosts": entries}}
