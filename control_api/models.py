@@ -212,7 +212,7 @@ class Run(BaseModel):
     target_json = peewee.TextField()
     extra_vars_json = peewee.TextField()
     status = peewee.TextField()
-    requested_by = peewee.ForeignKeyField(User)
+    requested_by = peewee.ForeignKeyField(User, column_name="requested_by")
     idempotency_key = peewee.TextField(null=True)
     request_digest = peewee.CharField(max_length=64)
     lock_slug = peewee.TextField(null=True)

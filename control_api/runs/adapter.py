@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import ansible_runner
+import ansible_runner.interface
 
 _STDOUT_LIMIT = 8192
 _RESULT_LIMIT = 16384
@@ -38,6 +40,24 @@ class Outcome:
     status: str  # successful | failed | canceled | timeout
     rc: int | None
     stats: dict
+
+
+# What a playbook may see of the worker's environment: the roles' FF_* switches and
+# plain process basics. Everything else (store URL, audit secret, provider tokens,
+# cloud credentials) stays with the worker.
+_PASSED_ENV = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR", "TERM",
+               "SSL_CERT_FILE", "SSL_CERT_DIR", "FF_ENV", "FF_ALLOW_UNENCRYPTED", "FF_DISK_ENCRYPTION",
+               "FF_ACME_SERVER"}
+_PASSED_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_")
+
+
+def playbook_env(env: dict) -> dict:
+    kept = {name: value for name, value in env.items()
+            if name in _PASSED_ENV or name.startswith(_PASSED_PREFIXES)}
+    # ansible-runner turns host key checking off; we keep it on (the inventory's
+    # known_hosts file records each host's key at first contact and pins it after).
+    kept["ANSIBLE_HOST_KEY_CHECKING"] = "True"
+    return kept
 
 
 def stored_event(event: dict) -> dict:
@@ -68,15 +88,22 @@ class AnsibleRunnerAdapter:
             on_event(stored_event(event))
             return True  # also keep it in the run's artifacts
 
-        env = dict(job.env, ANSIBLE_ROLES_PATH=str(job.project_dir / "roles"),
+        # ansible-playbook is installed beside the Python running us (our venv or bundle).
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = dict(job.env, PATH=path, ANSIBLE_ROLES_PATH=str(job.project_dir / "roles"),
                    ANSIBLE_CONFIG=str(job.project_dir / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
         try:
-            result = ansible_runner.run(
+            runner = ansible_runner.interface.init_runner(
                 private_data_dir=str(job.run_dir), project_dir=str(job.project_dir),
                 playbook=str(job.project_dir / "playbooks" / job.playbook), inventory=job.inventory,
                 extravars=job.extra_vars, envvars=env, suppress_env_files=True, quiet=True,
                 event_handler=handle, cancel_callback=should_cancel, timeout=job.timeout,
             )
+            # ansible-runner seeds the playbook's environment with the worker's own (and
+            # writes it to artifacts/command): keep only what a playbook needs.
+            runner.config.env = playbook_env(runner.config.env)
+            runner.run()
+            result = runner
         finally:
             # The inventory names agent sockets and addresses: the run's record is in the
             # store and its artifacts; nothing else needs to stay.
