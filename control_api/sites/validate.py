@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 import re
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -111,7 +112,7 @@ def private_key(value) -> tuple[bytes, str]:
             key = serialization.load_ssh_private_key(data, password=None)
         else:
             key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError, serialization.UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         encrypted = "encrypted" in str(exc).lower() or "password" in str(exc).lower()
         raise InvalidInput("'ssh_private_key' is passphrase-protected: store an unencrypted key "
                            "(it is encrypted at rest here)" if encrypted else
