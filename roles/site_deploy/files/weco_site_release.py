@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""Host side of WECO's atomic site deploys (installed by the site_deploy role).
+
+    weco-site-release --root ROOT status SLUG
+    weco-site-release --root ROOT activate SLUG RELEASE [--keep N]
+    weco-site-release --root ROOT rollback SLUG [RELEASE]
+
+Layout under ROOT/SLUG: ``releases/ID/`` (one tree per deploy, unchanged files
+hard-linked between them by rsync), ``manifests/ID.sha256`` (shipped by the controller),
+``manifests/ID.ok`` (written here once ID passed verification: its deploy sequence
+number, which orders releases for pruning and rollback), ``current`` (a symlink to
+``releases/ID``, the tree nginx serves) and ``.lock``.
+
+``activate`` and ``rollback`` verify, switch and prune in this one process under
+``flock`` on ``.lock``, so a process that dies releases the lock with it. The switch is a
+new symlink renamed over ``current`` (rename(2) is atomic; ``ln -sfn`` is not). A release
+that fails verification is removed and ``current`` is left alone. Prints one JSON
+object; on refusal prints the reason on stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import stat
+import sys
+import time
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
+SHOWN = 20  # problems named in a refusal; the rest are counted
+
+
+class Refused(Exception):
+    """A request this tool will not carry out; nothing was switched."""
+
+
+class Site:
+    def __init__(self, root: str, slug: str) -> None:
+        if not SLUG.match(slug):
+            raise Refused(f"malformed site slug {slug!r}")
+        self.slug = slug
+        self.dir = os.path.join(root, slug)
+        self.releases = os.path.join(self.dir, "releases")
+        self.manifests = os.path.join(self.dir, "manifests")
+        self.current_link = os.path.join(self.dir, "current")
+        if not os.path.isdir(self.releases) or not os.path.isdir(self.manifests):
+            raise Refused(f"site {slug} has never been deployed under {root}")
+
+    def release_dir(self, release: str) -> str:
+        if not RELEASE.match(release):
+            raise Refused(f"malformed release id {release!r}")
+        return os.path.join(self.releases, release)
+
+    def current(self) -> str | None:
+        try:
+            return os.path.basename(os.readlink(self.current_link))
+        except FileNotFoundError:
+            return None
+
+    def verified(self) -> dict[str, int]:
+        """Kept releases that passed verification, with their deploy sequence numbers."""
+        found = {}
+        for name in os.listdir(self.manifests):
+            release, _, suffix = name.rpartition(".")
+            if suffix == "ok" and os.path.isdir(os.path.join(self.releases, release)):
+                with open(os.path.join(self.manifests, name)) as handle:
+                    found[release] = int(handle.read())
+        return found
+
+
+@contextlib.contextmanager
+def locked(site: Site, timeout: float):
+    path = os.path.join(site.dir, ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Refused(f"another deploy of {site.slug} holds the lock {path} "
+                                  f"(waited {timeout:g} s)") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def problems_of(site: Site, release: str) -> list[str]:
+    """Every way the release's tree differs from its manifest (empty: it matches)."""
+    top = site.release_dir(release)
+    try:
+        with open(os.path.join(site.manifests, f"{release}.sha256")) as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return ["no manifest was shipped"]
+    expected = {}
+    for number, line in enumerate(lines, 1):
+        match = MANIFEST_LINE.match(line)
+        if not match or match[2].startswith("/") or ".." in match[2].split("/"):
+            return [f"manifest line {number} is malformed"]
+        expected[match[2]] = match[1]
+    problems = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, top)
+            mode = os.lstat(full).st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if not stat.S_ISREG(mode):
+                problems.append(f"{rel}: not a regular file")
+            elif rel not in expected:
+                problems.append(f"{rel}: not in the manifest")
+            elif sha256_of(full) != expected.pop(rel):
+                problems.append(f"{rel}: SHA-256 differs from the manifest")
+    problems.extend(f"{rel}: missing" for rel in sorted(expected))
+    return problems
+
+
+def refusal(site: Site, release: str, problems: list[str]) -> str:
+    more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
+    return (f"release {release} of {site.slug} failed verification: "
+            + "; ".join(problems[:SHOWN]) + more)
+
+
+def write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def switch(site: Site, release: str) -> None:
+    tmp = os.path.join(site.dir, f".current.tmp{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(os.path.join("releases", release), tmp)
+    os.replace(tmp, site.current_link)
+    dirfd = os.open(site.dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def prune(site: Site, keep: int, protect: set[str]) -> list[str]:
+    """Remove all but the `keep` newest verified releases, never one in `protect`.
+
+    A release directory without an ``.ok`` marker is what a killed or failed deploy left
+    behind: it goes too (runs on one slug are serialised by the caller).
+    """
+    verified = site.verified()
+    kept = set(sorted(verified, key=verified.__getitem__, reverse=True)[:keep]) | protect
+    removed = sorted(name for name in os.listdir(site.releases) if name not in kept)
+    for name in removed:
+        path = os.path.join(site.releases, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    for name in os.listdir(site.manifests):
+        if name.rpartition(".")[0] not in kept:
+            os.unlink(os.path.join(site.manifests, name))
+    for name in os.listdir(site.dir):
+        if name.startswith(".current.tmp"):
+            os.unlink(os.path.join(site.dir, name))
+    return removed
+
+
+def activate(site: Site, release: str, keep: int, timeout: float) -> dict:
+    top = site.release_dir(release)
+    with locked(site, timeout):
+        previous = site.current()
+        if previous == release:
+            return {"changed": False, "current": release, "previous": None, "removed": []}
+        if not os.path.isdir(top):
+            raise Refused(f"release {release} of {site.slug} was not transferred ({top} is missing)")
+        problems = problems_of(site, release)
+        if problems:
+            shutil.rmtree(top)
+            for suffix in ("ok", "sha256"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(site.manifests, f"{release}.{suffix}"))
+            raise Refused(refusal(site, release, problems)
+                          + f"; removed it, current is still {previous or 'unset'}")
+        sequence = max(site.verified().values(), default=0) + 1
+        write_atomically(os.path.join(site.manifests, f"{release}.ok"), f"{sequence}\n")
+        switch(site, release)
+        removed = prune(site, keep, {release} | ({previous} if previous else set()))
+        return {"changed": True, "current": release, "previous": previous, "removed": removed}
+
+
+def rollback(site: Site, release: str | None, timeout: float) -> dict:
+    with locked(site, timeout):
+        current = site.current()
+        verified = site.verified()
+        kept = ", ".join(sorted(verified, key=verified.__getitem__)) or "none"
+        if release is None:
+            if current is None:
+                raise Refused(f"site {site.slug} has no current release to roll back from")
+            older = [name for name in verified if verified[name] < verified.get(current, math.inf)]
+            if not older:
+                raise Refused(f"site {site.slug} has no release before {current} to roll back to "
+                              f"(kept: {kept})")
+            release = max(older, key=verified.__getitem__)
+        else:
+            site.release_dir(release)
+            if release == current:
+                return {"changed": False, "current": current, "previous": None}
+            if release not in verified:
+                raise Refused(f"release {release} of {site.slug} is not a kept release (kept: {kept})")
+        problems = problems_of(site, release)
+        if problems:
+            raise Refused(refusal(site, release, problems) + f"; current is still {current}")
+        switch(site, release)
+        return {"changed": True, "current": release, "previous": current}
+
+
+def status(site: Site) -> dict:
+    verified = site.verified()
+    return {"changed": False, "current": site.current(),
+            "releases": sorted(verified, key=verified.__getitem__)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="weco-site-release", description=__doc__.split("\n")[0])
+    parser.add_argument("--root", required=True, help="directory holding one directory per site")
+    parser.add_argument("--lock-timeout", type=float, default=60.0, help="seconds to wait for the lock")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("status").add_argument("slug")
+    activating = commands.add_parser("activate")
+    activating.add_argument("slug")
+    activating.add_argument("release")
+    activating.add_argument("--keep", type=int, default=5)
+    rolling = commands.add_parser("rollback")
+    rolling.add_argument("slug")
+    rolling.add_argument("release", nargs="?")
+    args = parser.parse_args(argv)
+    try:
+        site = Site(args.root, args.slug)
+        if args.command == "status":
+            result = status(site)
+        elif args.command == "activate":
+            if args.keep < 2:
+                raise Refused("--keep must be at least 2 (the current and the previous release)")
+            result = activate(site, args.release, args.keep, args.lock_timeout)
+        else:
+            result = rollback(site, args.release, args.lock_timeout)
+    except Refused as refused:
+        print(f"weco-site-release: {refused}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
