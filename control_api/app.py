@@ -93,7 +93,7 @@ def build_catalog(deps: Deps) -> SiteCatalog:
 
 
 def build_queue(deps: Deps) -> RunQueue:
-    return RunQueue(deps.db, deps.audit, deps.clock)
+    return RunQueue(deps.db, deps.audit, deps.clock, dt.timedelta(seconds=deps.settings.run_lease_seconds))
 
 
 def create_app(deps: Deps) -> falcon.App:
@@ -166,9 +166,18 @@ def check_declared(app: falcon.App) -> None:
         raise RuntimeError(f"routes without an access declaration: {', '.join(missing)}")
 
 
+def role_env(settings: Settings) -> dict[str, str]:
+    """The settings the roles read (as FF_* variables), from the worker's own settings."""
+    return {"FF_ENV": settings.env, "FF_ALLOW_UNENCRYPTED": settings.allow_unencrypted,
+            "FF_DISK_ENCRYPTION": settings.disk_encryption, "FF_ACME_SERVER": settings.acme_server}
+
+
 def build_worker(deps: Deps, name: str | None = None) -> Worker:
     settings = deps.settings
     config = WorkerConfig(data_dir=settings.data_dir.resolve(), project_dir=settings.project_dir,
                           site_sources_dir=settings.sources_dir.resolve(),
-                          timeout=settings.run_timeout_seconds)
+                          timeout=settings.run_timeout_seconds,
+                          heartbeat_seconds=settings.run_lease_seconds / 3,
+                          sweep_seconds=min(5.0, settings.run_lease_seconds / 3),
+                          role_env=role_env(settings))
     return Worker(build_queue(deps), build_catalog(deps), AnsibleRunnerAdapter(), config, name)

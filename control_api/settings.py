@@ -163,6 +163,9 @@ SPECS: tuple[Spec, ...] = (
          "(0: only on demand, `weco audit checkpoint`).", _int_range(0, 1000000000)),
     Spec("FF_RUN_TIMEOUT_SECONDS", "3600", "10..86400",
          "A run still going after this long is stopped and recorded as `timeout`.", _int_range(10, 86400)),
+    Spec("FF_RUN_LEASE_SECONDS", "30", "3..600",
+         "A worker renews its lease on a run every third of this; a run whose lease lapses "
+         "(its worker died) is marked lost by the next worker.", _int_range(3, 600)),
     Spec("FF_SITE_SOURCES_DIR", "", "empty or a directory path",
          "Where a worker finds each site's content to deploy (one directory per slug). "
          "Empty: FF_DATA_DIR/site-sources.", str),
@@ -209,6 +212,7 @@ class Settings:
     master_secret_provider: str
     key_local_forbid: str
     run_timeout_seconds: int
+    run_lease_seconds: int
     site_sources_dir: str
     ansible_dir: str
     embedded_worker: str

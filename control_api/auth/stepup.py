@@ -14,7 +14,7 @@ from control_api.models import StepUpToken
 
 LIFETIME = dt.timedelta(minutes=5)
 HEADER = "X-Step-Up-Token"
-SCOPES = ("token.revoke", "session.revoke", "2fa.remove")
+SCOPES = ("token.revoke", "session.revoke", "2fa.remove", "site.delete", "host.delete")
 
 
 class StepUp:

@@ -13,11 +13,15 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import ansible_runner.interface
+
+from control_api.runs.reaper import PIDFILE_ENV
 
 _STDOUT_LIMIT = 8192
 _RESULT_LIMIT = 16384
@@ -42,12 +46,11 @@ class Outcome:
     stats: dict
 
 
-# What a playbook may see of the worker's environment: the roles' FF_* switches and
-# plain process basics. Everything else (store URL, audit secret, provider tokens,
-# cloud credentials) stays with the worker.
+# What a playbook may see of the worker's environment: plain process basics. The
+# roles' FF_* switches come from the worker's settings (PlaybookJob.env); everything
+# else (store URL, audit secret, provider tokens, cloud credentials) stays behind.
 _PASSED_ENV = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR", "TERM",
-               "SSL_CERT_FILE", "SSL_CERT_DIR", "FF_ENV", "FF_ALLOW_UNENCRYPTED", "FF_DISK_ENCRYPTION",
-               "FF_ACME_SERVER"}
+               "SSL_CERT_FILE", "SSL_CERT_DIR"}
 _PASSED_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_")
 
 
@@ -83,32 +86,72 @@ class AnsibleRunnerAdapter:
     def run(self, job: PlaybookJob, on_event: Callable[[dict], None],
             should_cancel: Callable[[], bool]) -> Outcome:
         job.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pidfile = job.run_dir / "playbook.pid"
+        stop = _Stopper(pidfile, job.timeout, should_cancel)
 
         def handle(event: dict) -> bool:
             on_event(stored_event(event))
             return True  # also keep it in the run's artifacts
 
         # ansible-playbook is installed beside the Python running us (our venv or bundle).
-        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        env = dict(job.env, PATH=path, ANSIBLE_ROLES_PATH=str(job.project_dir / "roles"),
+        bindir = Path(sys.executable).parent
+        env = dict(job.env, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+                   ANSIBLE_ROLES_PATH=str(job.project_dir / "roles"),
                    ANSIBLE_CONFIG=str(job.project_dir / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        env[PIDFILE_ENV] = str(pidfile)
         try:
             runner = ansible_runner.interface.init_runner(
                 private_data_dir=str(job.run_dir), project_dir=str(job.project_dir),
                 playbook=str(job.project_dir / "playbooks" / job.playbook), inventory=job.inventory,
                 extravars=job.extra_vars, envvars=env, suppress_env_files=True, quiet=True,
-                event_handler=handle, cancel_callback=should_cancel, timeout=job.timeout,
+                event_handler=handle, cancel_callback=stop,
             )
-            # ansible-runner seeds the playbook's environment with the worker's own (and
+            assert runner.config.command[0] == "ansible-playbook", runner.config.command
+            runner.config.command = [str(bindir / "weco-playbook"), *runner.config.command[1:]]
+            # Run under the guard (reaper.py) that leaves no process behind. ansible-runner
+            # seeds the playbook's environment with the worker's own (and
             # writes it to artifacts/command): keep only what a playbook needs.
-            runner.config.env = playbook_env(runner.config.env)
+            runner.config.env = dict(playbook_env(runner.config.env), **env)
             runner.run()
-            result = runner
         finally:
             # The inventory names agent sockets and addresses: the run's record is in the
             # store and its artifacts; nothing else needs to stay.
             for leftover in ("inventory", "env", "project"):
                 shutil.rmtree(job.run_dir / leftover, ignore_errors=True)
-        known = ("successful", "failed", "canceled", "timeout")
-        status = result.status if result.status in known else "failed"
-        return Outcome(status, result.rc, result.stats or {})
+            (job.run_dir / "playbook.pid").unlink(missing_ok=True)
+        if stop.reason:
+            return Outcome(stop.reason, runner.rc, runner.stats or {})
+        known = ("successful", "failed")
+        return Outcome(runner.status if runner.status in known else "failed", runner.rc, runner.stats or {})
+
+
+class _Stopper:
+    """ansible-runner's cancel callback. On cancel or timeout it first has the guard
+    (reaper.py) kill every process of the run, then lets ansible-runner finish: its own
+    process-group kill would miss the processes Ansible detaches with setsid()."""
+
+    def __init__(self, pidfile: Path, timeout: int, should_cancel: Callable[[], bool]) -> None:
+        self.pidfile, self.should_cancel = pidfile, should_cancel
+        self.deadline = time.monotonic() + timeout
+        self.reason: str | None = None
+
+    def __call__(self) -> bool:
+        if self.reason is None:
+            if time.monotonic() > self.deadline:
+                self.reason = "timeout"
+            elif self.should_cancel():
+                self.reason = "canceled"
+            else:
+                return False
+            self._stop_guard()
+        return True
+
+    def _stop_guard(self) -> None:
+        try:
+            pid = int(self.pidfile.read_text())
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            return
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.05)

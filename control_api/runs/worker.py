@@ -36,6 +36,7 @@ class WorkerConfig:
     project_dir: Path
     site_sources_dir: Path
     timeout: int = 3600
+    role_env: dict = dataclasses.field(default_factory=dict)  # the roles' FF_* switches
     poll_seconds: float = 0.1
     heartbeat_seconds: float = 5.0
     sweep_seconds: float = 5.0
@@ -106,7 +107,7 @@ class Worker:
         with sshagent.agents(keys, lifetime=self.config.timeout + 60) as sockets:
             job = PlaybookJob(run_dir=run_dir, project_dir=self.config.project_dir, playbook=playbook.file,
                               inventory=self._inventory(hosts, sockets), extra_vars=extra_vars,
-                              env={}, timeout=self.config.timeout)
+                              env=dict(self.config.role_env), timeout=self.config.timeout)
             return self.adapter.run(job, lambda event: self.queue.append_events(run.id, [event]),
                                     self._cancel_check(run.id, lost))
 

@@ -362,3 +362,9 @@ def test_destructive_routes_declare_their_step_up_scope(app):
     assert scopes["DELETE /api/tokens/{token_id:int}"] == "token.revoke"
     assert scopes["DELETE /api/sessions/{session_id:int}"] == "session.revoke"
     assert scopes["DELETE /api/me/totp"] == "2fa.remove"
+    assert scopes["DELETE /api/sites/{slug}"] == "site.delete"
+    assert scopes["DELETE /api/hosts/{host_id:int}"] == "host.delete"
+    # A scope no step-up token can be minted for would make its route unusable.
+    from control_api.auth.stepup import SCOPES
+
+    assert {scope for scope in scopes.values() if scope} <= set(SCOPES)

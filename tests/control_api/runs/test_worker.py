@@ -1,0 +1,134 @@
+"""The worker with the real ansible-runner and ansible-playbook, on a local-connection
+host: a run's events and outcome are stored, the playbook sees none of the worker's
+secrets, cancel and timeout stop a run, and a worker killed with SIGKILL leaves its run
+to be marked lost, its slug free, and no playbook process behind."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from control_api.app import build_catalog, build_queue, build_worker
+from control_api.clock import SystemClock
+from control_api.models import Run, RunEvent, Site, SlugLock
+from control_api.runs.queue import RunQueue, RunRequest
+from tests.conftest import ACTOR
+
+SLOW_PROJECT = pathlib.Path(__file__).parent / "slow_project"
+
+
+@pytest.fixture
+def local_host(deps):
+    return build_catalog(deps).create_host({"name": "here", "connection": "local"}, ACTOR)
+
+
+def check_hosts(queue, user, host) -> Run:
+    request = RunRequest("check_hosts", {"hosts": [host.id]}, {}, None, None)
+    return queue.request(user, request, None, ACTOR)[0]
+
+
+def test_a_run_records_its_events_and_outcome_and_keeps_secrets_from_the_playbook(
+        deps, superadmin, local_host, monkeypatch):
+    monkeypatch.setenv("FF_AUDIT_SECRET", "canary-audit-secret-0123456789abcdef")
+    monkeypatch.setenv("VAULT_TOKEN", "canary-vault-token")
+    worker = build_worker(deps, name="w-test")
+    run = check_hosts(worker.queue, superadmin, local_host)
+    assert worker.run_once()
+    done = Run.get_by_id(run.id)
+    assert done.status == "successful" and done.rc == 0 and done.error is None
+    assert json.loads(done.stats_json)["ok"] == {"here": 1}
+    events = list(RunEvent.select().where(RunEvent.run == run.id).order_by(RunEvent.seq))
+    names = [e.event for e in events]
+    assert names[0] == "playbook_on_start" and names[-1] == "playbook_on_stats"
+    assert any(e.event == "runner_on_ok" and e.task == "Ping" and e.host == "here" for e in events)
+    assert not SlugLock.select().exists()
+    run_dir = deps.settings.data_dir.resolve() / "runs" / str(run.id)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["artifacts"]  # no env/, no inventory/
+    everything = "".join(p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file())
+    assert "canary-audit-secret" not in everything and "canary-vault-token" not in everything
+    command = json.loads(next(run_dir.glob("artifacts/*/command")).read_text())
+    assert command["env"]["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    assert "FF_DATABASE_URL" not in command["env"] and command["env"]["FF_ENV"] == "dev"
+
+
+def slow_worker(deps, **config):
+    worker = build_worker(deps, name="w-slow")
+    worker.config = dataclasses.replace(worker.config, project_dir=SLOW_PROJECT, **config)
+    return worker
+
+
+def started_task(run_id: int) -> bool:
+    return RunEvent.select().where(RunEvent.run == run_id, RunEvent.event == "runner_on_start").exists()
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_cancel_stops_a_long_run(deps, superadmin, local_host):
+    worker = slow_worker(deps)
+    run = check_hosts(worker.queue, superadmin, local_host)
+    thread = threading.Thread(target=worker.run_once)
+    started = time.monotonic()
+    thread.start()
+    wait_for(lambda: started_task(run.id))
+    worker.queue.cancel(run.id, ACTOR)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and time.monotonic() - started < 20
+    assert Run.get_by_id(run.id).status == "canceled"
+
+
+def test_a_run_past_its_timeout_is_stopped(deps, superadmin, local_host):
+    worker = slow_worker(deps, timeout=3)
+    run = check_hosts(worker.queue, superadmin, local_host)
+    started = time.monotonic()
+    worker.run_once()
+    assert Run.get_by_id(run.id).status == "timeout" and time.monotonic() - started < 20
+
+
+def test_a_killed_worker_leaves_a_lost_run_a_free_slug_and_no_playbook(env, deps, superadmin, local_host):
+    site = Site.create(slug="acme", domain="acme.example.com", created_at=deps.clock.now())
+    queue = build_queue(deps)
+    request = RunRequest("check_hosts", {"hosts": [local_host.id]}, {}, site.id, "acme")
+    run, _ = queue.request(superadmin, request, None, ACTOR)
+    child_env = dict(env, PATH=os.environ["PATH"], FF_ANSIBLE_DIR=str(SLOW_PROJECT),
+                     FF_RUN_LEASE_SECONDS="3")
+    worker = subprocess.Popen([sys.executable, "-m", "control_api.cli", "worker"], env=child_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: started_task(run.id))
+        assert Run.get_by_id(run.id).status == "running" and SlugLock.get_by_id("acme").run_id == run.id
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        worker.kill()
+    # Nothing the dead worker started keeps running the playbook.
+    wait_for(lambda: not _processes_with(f"runs/{run.id}/"), timeout=10)
+    # The worker leased the run on the real clock: another worker sees it lapse (3 s).
+    other = RunQueue(deps.db, deps.audit, SystemClock())
+    wait_for(lambda: other.sweep_lost(ACTOR) == [run.id], timeout=10)
+    assert Run.get_by_id(run.id).status == "lost" and not SlugLock.select().exists()
+
+
+def _processes_with(needle: str) -> list[int]:
+    found = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
