@@ -48,14 +48,20 @@ def test_first_command_serves_the_api_and_the_printed_password_logs_in(tmp_path)
         start_new_session=True,
     )
     try:
-        password = None
+        password, printed = None, []
         for line in proc.stdout:
+            printed.append(line)
             match = re.search(r"password \(shown once, store it now\): (\S+)", line)
             if match:
                 password = match.group(1)
             if "Stop it with Ctrl-C" in line:
                 break
         assert password, "the demo did not print a password"
+        # The demo deployed its sample site through the API to its local target.
+        assert any(re.match(r"demo: run 1 is successful; ", line) for line in printed), "".join(printed)
+        current = tmp_path / "var" / "served" / "demo" / "current"
+        assert (current / "index.html").read_text().count("disclosure-") == 6
+        assert len(list((current / "documents").glob("*.pdf"))) == 3
         deadline = time.monotonic() + 30
         while True:
             try:

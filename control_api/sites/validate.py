@@ -23,6 +23,7 @@ HOST_VARS = {
     "site_deploy_nginx": bool,
     "site_deploy_tls": bool,
     "site_deploy_http_port": int,
+    "site_deploy_install_packages": bool,
 }
 _MAX_KEY_BYTES = 16384
 
