@@ -24,6 +24,7 @@ HOST_VARS = {
     "site_deploy_tls": bool,
     "site_deploy_http_port": int,
     "site_deploy_install_packages": bool,
+    "site_deploy_bwlimit": int,  # KB/s for the transfer; 0 = no limit
 }
 _MAX_KEY_BYTES = 16384
 
@@ -100,6 +101,8 @@ def host_vars(value) -> dict:
             raise InvalidInput("'vars.site_deploy_root' must be an absolute path")
         if name == "site_deploy_http_port":
             port(item)
+        if name == "site_deploy_bwlimit" and not 0 <= item <= 10_000_000:
+            raise InvalidInput("'vars.site_deploy_bwlimit' must be from 0 (no limit) to 10000000 KB/s")
     return value
 
 

@@ -34,9 +34,9 @@ class WecoServer:
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(f"{self.base}/readyz", timeout=2)
+                requests.get(f"{self.base}/readyz", timeout=5)
                 return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"weco serve did not start: {self._read_log()}") from None
                 time.sleep(0.1)

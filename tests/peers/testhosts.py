@@ -1,0 +1,58 @@
+"""Real Debian 12 test hosts (systemd-nspawn, molecule/_hosts) for tests and benchmarks.
+
+`booted(prefix, first_index, count)` brings hosts up and always tears them down. The
+harness reaches them as root with its own key (molecule/_hosts/key.sh); tests give the
+product a different key of their own with `authorize`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import pathlib
+import subprocess
+from collections.abc import Iterator
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HOSTS = ROOT / "molecule" / "_hosts"
+
+
+@dataclasses.dataclass(frozen=True)
+class TestHost:
+    name: str
+    index: int
+    address: str
+
+    @property
+    def controller_address(self) -> str:
+        return f"10.200.{self.index}.1"
+
+    def ssh(self, command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        key = harness_key()
+        argv = ["ssh", "-q", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", f"root@{self.address}", command]
+        return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
+
+    def authorize(self, public_key: str) -> None:
+        self.ssh(f"echo '{public_key.strip()}' >> /root/.ssh/authorized_keys")
+
+
+def harness_key() -> str:
+    return subprocess.run([HOSTS / "key.sh"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def booted(prefix: str, first_index: int, count: int) -> Iterator[list[TestHost]]:
+    hosts: list[TestHost] = []
+    try:
+        for offset in range(count):
+            name, index = f"{prefix}{first_index + offset}", first_index + offset
+            done = subprocess.run([HOSTS / "up.sh", name, str(index)], capture_output=True, text=True,
+                                  timeout=300)
+            if done.returncode != 0:
+                raise RuntimeError(f"test host {name} did not come up: {done.stderr}")
+            hosts.append(TestHost(name, index, done.stdout.strip().splitlines()[-1]))
+        yield hosts
+    finally:
+        for offset in range(count):
+            subprocess.run([HOSTS / "down.sh", f"{prefix}{first_index + offset}"], check=False)
