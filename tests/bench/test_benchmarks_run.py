@@ -32,3 +32,8 @@ def test_login_throttle_benchmark_runs():
     out = _bench("bench.login_throttle", "--attempts", "60")
     assert "60 attempts from one address" in out and "10 reached the password check" in out
     assert "5 password checks, then locked" in out
+
+
+def test_run_latency_benchmark_runs():
+    out = _bench("bench.run_latency", "--runs", "1")
+    assert re.search(r"ratio ours/bare: \d+\.\d\d", out)
