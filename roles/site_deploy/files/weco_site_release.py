@@ -173,13 +173,19 @@ def prune(site: Site, keep: int, protect: set[str]) -> list[str]:
     """
     verified = site.verified()
     kept = set(sorted(verified, key=verified.__getitem__, reverse=True)[:keep]) | protect
-    removed = sorted(name for name in os.listdir(site.releases) if name not in kept)
-    for name in removed:
+    removed = []
+    for name in sorted(os.listdir(site.releases)):
         path = os.path.join(site.releases, name)
+        if name in kept:
+            continue
+        # A receiver of a killed transfer may still be writing: what it leaves, the
+        # next deploy removes.
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
+            shutil.rmtree(path, ignore_errors=True)
         else:
             os.unlink(path)
+        if not os.path.lexists(path):
+            removed.append(name)
     for name in os.listdir(site.manifests):
         if name.rpartition(".")[0] not in kept:
             os.unlink(os.path.join(site.manifests, name))

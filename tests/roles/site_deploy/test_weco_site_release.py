@@ -1,0 +1,163 @@
+"""The host-side release helper (roles/site_deploy/files/weco_site_release.py) on a real tree.
+
+Releases are laid out as the role leaves them (releases/ID, manifests/ID.sha256); the
+helper must verify, switch, prune and roll back as documented, and refuse, changing
+nothing, whatever it must not do.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+HELPER = ROOT / "roles/site_deploy/files/weco_site_release.py"
+
+_spec = importlib.util.spec_from_file_location("weco_site_release", HELPER)
+assert _spec is not None and _spec.loader is not None
+helper = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helper)
+
+SITE = {"index.html": b"<h1>v1</h1>", "reports/a.pdf": b"%PDF-a", "reports/b.pdf": b"%PDF-b"}
+
+
+@pytest.fixture
+def root(tmp_path: pathlib.Path) -> pathlib.Path:
+    for sub in ("releases", "manifests"):
+        (tmp_path / "demo" / sub).mkdir(parents=True)
+    return tmp_path
+
+
+def stage(root: pathlib.Path, release: str, files: dict[str, bytes] = SITE,
+          manifest: dict[str, bytes] | None = None) -> None:
+    """Lay out a transferred release and its manifest (of `manifest`, default `files`)."""
+    top = root / "demo/releases" / release
+    for rel, content in files.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_bytes(content)
+    lines = sorted(f"{hashlib.sha256(c).hexdigest()}  {rel}\n" for rel, c in (manifest or files).items())
+    (root / "demo/manifests" / f"{release}.sha256").write_text("".join(lines))
+
+
+def run(root: pathlib.Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict | str]:
+    code = helper.main(["--root", str(root), "--lock-timeout", "1", *args])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else err)
+
+
+def current(root: pathlib.Path) -> str:
+    return os.readlink(root / "demo/current")
+
+
+def test_activate_switches_and_a_second_activate_is_a_no_op(root, capsys):
+    stage(root, "r1")
+    code, result = run(root, "activate", "demo", "r1", capsys=capsys)
+    assert code == 0 and result == {"changed": True, "current": "r1", "previous": None, "removed": []}
+    assert current(root) == "releases/r1"
+    code, result = run(root, "activate", "demo", "r1", capsys=capsys)
+    assert code == 0 and result["changed"] is False
+
+
+@pytest.mark.parametrize(("files", "manifest", "named"), [
+    (dict(SITE, **{"reports/a.pdf": b"%PDF-tampered"}), SITE,
+     "reports/a.pdf: SHA-256 differs from the manifest"),
+    (dict(SITE, **{"extra.html": b"x"}), SITE, "extra.html: not in the manifest"),
+    ({k: v for k, v in SITE.items() if k != "reports/b.pdf"}, SITE, "reports/b.pdf: missing"),
+])
+def test_a_release_differing_from_its_manifest_is_removed_and_current_kept(root, capsys, files, manifest,
+                                                                          named):
+    stage(root, "r1")
+    run(root, "activate", "demo", "r1", capsys=capsys)
+    stage(root, "r2", files, manifest)
+    code, message = run(root, "activate", "demo", "r2", capsys=capsys)
+    assert code == 1
+    assert named in message and "current is still r1" in message
+    assert current(root) == "releases/r1"
+    assert not (root / "demo/releases/r2").exists()
+    assert sorted(os.listdir(root / "demo/manifests")) == ["r1.ok", "r1.sha256"]
+
+
+def test_a_symlink_in_a_release_is_refused(root, capsys):
+    stage(root, "r1")
+    (root / "demo/releases/r1/passwd").symlink_to("/etc/passwd")
+    code, message = run(root, "activate", "demo", "r1", capsys=capsys)
+    assert code == 1 and "passwd: not a regular file" in message
+    assert not (root / "demo/current").is_symlink()
+
+
+def test_prune_keeps_n_newest_and_the_previous_and_removes_leftovers(root, capsys):
+    for release in ("r1", "r2", "r3"):
+        stage(root, release)
+        run(root, "activate", "demo", release, "--keep", "2", capsys=capsys)
+    assert sorted(os.listdir(root / "demo/releases")) == ["r2", "r3"]
+    code, result = run(root, "rollback", "demo", capsys=capsys)
+    assert (code, result["current"]) == (0, "r2")
+    stage(root, "killed")  # transferred, never activated
+    stage(root, "r4")
+    code, result = run(root, "activate", "demo", "r4", "--keep", "2", capsys=capsys)
+    # r3 and r4 are the two newest; r2 was current until r4 and so survives too.
+    assert sorted(os.listdir(root / "demo/releases")) == ["r2", "r3", "r4"]
+    assert result["removed"] == ["killed"]
+    assert not any(name.startswith("killed") for name in os.listdir(root / "demo/manifests"))
+
+
+def test_rollback_goes_to_the_release_deployed_before_the_current_one(root, capsys):
+    for release in ("r1", "r2", "r3"):
+        stage(root, release, dict(SITE, **{"index.html": release.encode()}))
+        run(root, "activate", "demo", release, capsys=capsys)
+    assert run(root, "rollback", "demo", capsys=capsys)[1]["current"] == "r2"
+    assert run(root, "rollback", "demo", capsys=capsys)[1]["current"] == "r1"
+    code, message = run(root, "rollback", "demo", capsys=capsys)
+    assert code == 1 and "no release before r1 to roll back to (kept: r1, r2, r3)" in message
+    assert run(root, "rollback", "demo", "r3", capsys=capsys)[1]["current"] == "r3"
+    code, message = run(root, "rollback", "demo", "r9", capsys=capsys)
+    assert code == 1 and "release r9 of demo is not a kept release" in message
+    assert current(root) == "releases/r3"
+
+
+def test_rollback_refuses_a_kept_release_that_no_longer_matches(root, capsys):
+    for release in ("r1", "r2"):
+        stage(root, release, dict(SITE, **{"index.html": release.encode()}))
+        run(root, "activate", "demo", release, capsys=capsys)
+    (root / "demo/releases/r1/index.html").write_bytes(b"defaced")
+    code, message = run(root, "rollback", "demo", capsys=capsys)
+    assert code == 1 and "index.html: SHA-256 differs" in message and "current is still r2" in message
+    assert current(root) == "releases/r2" and (root / "demo/releases/r1").is_dir()
+
+
+@pytest.mark.parametrize(("args", "refusal"), [
+    (["activate", "Bad_Slug", "r1"], "malformed site slug 'Bad_Slug'"),
+    (["activate", "demo", "../r1"], "malformed release id '../r1'"),
+    (["activate", "demo", "r1", "--keep", "1"], "--keep must be at least 2"),
+    (["activate", "demo", "r1"], "release r1 of demo was not transferred"),
+    (["rollback", "ghost"], "site ghost has never been deployed"),
+    (["rollback", "demo"], "site demo has no current release"),
+])
+def test_bad_requests_are_refused(root, capsys, args, refusal):
+    code, message = run(root, *args, capsys=capsys)
+    assert code == 1 and refusal in message
+    assert set(os.listdir(root / "demo")) <= {"manifests", "releases", ".lock"}
+    assert os.listdir(root / "demo/releases") == os.listdir(root / "demo/manifests") == []
+
+
+def test_a_held_lock_fails_clearly_and_is_released_with_its_holder(root):
+    stage(root, "r1")
+    with open(root / "demo/.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = subprocess.run([sys.executable, HELPER, "--root", root, "--lock-timeout", "0.5",
+                               "activate", "demo", "r1"], capture_output=True, text=True)
+        assert done.returncode == 1
+        assert "another deploy of demo holds the lock" in done.stderr
+        assert not (root / "demo/current").exists()
+    done = subprocess.run([sys.executable, HELPER, "--root", root, "activate", "demo", "r1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert current(root) == "releases/r1"
