@@ -2,7 +2,10 @@
 
 `molecule test` runs create, converge, idempotence (a second converge that must report
 no change), verify (behaviour checked from the targets and the controller) and destroy.
-Whatever happens, the scenario's hosts are torn down afterwards and none may be left.
+The scenarios use distinct host names and addresses, so they all start together the
+first time one is asked for (most of their time is spent waiting on SSH and systemd);
+each test then waits for its own. Whatever happens, every scenario's hosts are torn
+down afterwards and none may be left.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -25,20 +29,42 @@ def platforms(scenario: str) -> list[str]:
     return [p["name"] for p in config["platforms"]]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_molecule_scenario(scenario: str, tmp_path: pathlib.Path) -> None:
+@pytest.fixture(scope="session")
+def scenario_runs():
+    """Start every scenario at once; yield {scenario: (process, log file)}."""
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
                ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
-    log = tmp_path / "molecule.log"
+    # The base image is built once, before the scenarios race to build it.
+    subprocess.run([ROOT / "molecule/_hosts/base.sh"], check=True, capture_output=True, timeout=900)
+    runs = {}
+    for scenario in SCENARIOS:
+        log = tempfile.NamedTemporaryFile(mode="w+", prefix=f"molecule-{scenario}-", suffix=".log")
+        process = subprocess.Popen(["molecule", "test", "-s", scenario], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        runs[scenario] = (process, log)
     try:
-        with log.open("w") as out:
-            done = subprocess.run(["molecule", "test", "-s", scenario], cwd=ROOT, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, timeout=900)
+        yield runs
+    finally:
+        for scenario, (process, log) in runs.items():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            for name in platforms(scenario):
+                subprocess.run([ROOT / "molecule/_hosts/down.sh", name], check=False)
+            log.close()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario(scenario: str, scenario_runs) -> None:
+    process, log = scenario_runs[scenario]
+    try:
+        code = process.wait(timeout=1500)
     finally:
         for name in platforms(scenario):
             subprocess.run([ROOT / "molecule/_hosts/down.sh", name], check=False)
-    text = log.read_text()
-    assert done.returncode == 0, f"molecule test -s {scenario} failed:\n{text[-6000:]}"
+    log.seek(0)
+    text = log.read()
+    assert code == 0, f"molecule test -s {scenario} failed:\n{text[-6000:]}"
     assert "idempotence: Executed: Successful" in text, text[-3000:]
     assert "verify: Executed: Successful" in text, text[-3000:]
     for name in platforms(scenario):
