@@ -29,7 +29,7 @@ class _Gunicorn(BaseApplication):
         return create_app(deps)
 
 
-def serve(settings: Settings, bind: str, workers: int) -> None:
+def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
     _Gunicorn(
         settings,
         {
@@ -38,7 +38,7 @@ def serve(settings: Settings, bind: str, workers: int) -> None:
             # Threads, so a client following a run's event stream does not hold a
             # whole worker, and a long stream does not trip the worker timeout.
             "worker_class": "gthread",
-            "threads": 8,
+            "threads": threads,
             "timeout": 60,
             "graceful_timeout": 20,
             "logconfig_dict": GUNICORN_LOGCONFIG,

@@ -110,6 +110,9 @@ SPECS: tuple[Spec, ...] = (
          "Address `weco serve` listens on.", _bind),
     Spec("FF_WORKERS", "2", "1..64", "gunicorn worker processes for `weco serve`.",
          _int_range(1, 64)),
+    Spec("FF_THREADS", "8", "1..64",
+         "Threads per gunicorn worker (a client following a run's event stream holds one).",
+         _int_range(1, 64)),
     Spec("FF_LOG_LEVEL", "INFO", "DEBUG | INFO | WARNING | ERROR",
          "Threshold of the JSON log lines written to stderr.",
          _choice("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -194,6 +197,7 @@ class Settings:
     database_url: str = dataclasses.field(repr=False)
     bind: str
     workers: int
+    threads: int
     log_level: str
     trusted_proxies: tuple
     max_body_bytes: int

@@ -61,7 +61,8 @@ def cmd_serve(settings: Settings, args) -> None:
     if worker is not None:
         worker.start()
     try:
-        serve(settings, bind=args.bind or settings.bind, workers=args.workers or settings.workers)
+        serve(settings, bind=args.bind or settings.bind, workers=args.workers or settings.workers,
+              threads=args.threads or settings.threads)
     finally:
         if worker is not None:
             worker.stop()
@@ -71,4 +72,5 @@ def register(groups) -> None:
     serve = groups.add_parser("serve", help="serve the API with gunicorn")
     serve.add_argument("--bind", help="HOST:PORT (default FF_BIND)")
     serve.add_argument("--workers", type=int, help="worker processes (default FF_WORKERS)")
+    serve.add_argument("--threads", type=int, help="threads per worker process (default FF_THREADS)")
     serve.set_defaults(fn=cmd_serve)

@@ -17,9 +17,9 @@ from tests.peers.postgres import free_port
 
 
 class WecoServer:
-    def __init__(self, env: dict, workers: int = 2) -> None:
+    def __init__(self, env: dict, workers: int = 2, threads: int = 8) -> None:
         self.env = {"PATH": os.environ["PATH"], **env}
-        self.workers = workers
+        self.workers, self.threads = workers, threads
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
 
@@ -28,7 +28,7 @@ class WecoServer:
         self.log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "control_api.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers)],
+             "--workers", str(self.workers), "--threads", str(self.threads)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, text=True,
             start_new_session=True)
         deadline = time.monotonic() + 30

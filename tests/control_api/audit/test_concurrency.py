@@ -32,7 +32,7 @@ def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_p
     made = _weco(env, "token", "create", "--email", "ops@example.test", "--name", "load")
     token = re.search(r"store it now\): (\S+)", made.stdout).group(1)
 
-    server = WecoServer(env).start()
+    server = WecoServer(env, threads=1).start()  # one request per process: both must serve
     base = server.base
     try:
         failures = []

@@ -31,7 +31,7 @@ def served(env):
 
 def test_lockout_and_ip_limit_hold_across_workers_and_a_restart(served):
     env, password = served
-    server = WecoServer(env).start()
+    server = WecoServer(env, threads=1).start()  # one request per process: both must serve
     try:
         # Concurrent, so that both workers are busy and each takes a share.
         wrong = {"email": "ops@example.test", "password": "not the password"}
@@ -48,7 +48,7 @@ def test_lockout_and_ip_limit_hold_across_workers_and_a_restart(served):
         first = server.stop()
     assert len(worker_pids(first, "/api/auth/login")) == 2  # both workers took attempts
 
-    server = WecoServer(env).start()  # a restart: state lives in the store
+    server = WecoServer(env, threads=1).start()  # a restart: state lives in the store
     try:
         right = {"email": "ops@example.test", "password": password}
         status, body = server.post_json("/api/auth/login", right, "127.0.0.99")
@@ -65,7 +65,7 @@ def test_lockout_and_ip_limit_hold_across_workers_and_a_restart(served):
 
 def test_a_thousand_attempts_from_one_address(served):
     env, _ = served
-    server = WecoServer(env).start()
+    server = WecoServer(env, threads=1).start()  # one request per process: both must serve
     try:
         def one(n: int) -> int:
             body = {"email": f"spray{n % 37}@example.test", "password": "not the password"}
