@@ -4,7 +4,11 @@ Test hosts are air-gapped and no DNS knows them, so the http-01 check resolves t
 names given with --host NAME=ADDRESS itself. Certificates are signed by a throwaway CA
 in --dir, keeping the subjectAltName certbot asked for.
 
-    acme_server.py --dir DIR --listen 10.200.32.1 --port 14032 --host nx-le.weco.test=10.200.32.2
+    acme_server.py --dir DIR --listen 10.200.32.1 --port-file DIR/port --host nx-le.weco.test=10.200.32.2
+
+It listens on a free port (written to --port-file) and exits once --listen is no longer
+an address of this machine, i.e. when the test host's link is torn down, so a run that
+is killed before its destroy step leaves no server behind.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import pathlib
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 
 _HOSTS: dict[str, str] = {}
 _real_getaddrinfo = socket.getaddrinfo
@@ -45,11 +51,21 @@ class Backend:
         return leaf + (self.dir / "ca.crt").read_text(), None
 
 
+def _exit_when_address_goes(address: str) -> None:
+    while True:
+        time.sleep(2)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((address, 0))
+        except OSError:
+            os._exit(0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", required=True, type=pathlib.Path)
     parser.add_argument("--listen", required=True)
-    parser.add_argument("--port", required=True, type=int)
+    parser.add_argument("--port-file", required=True, type=pathlib.Path)
     parser.add_argument("--host", action="append", default=[], help="NAME=ADDRESS for http-01")
     args = parser.parse_args()
     _HOSTS.update(item.split("=", 1) for item in args.host)
@@ -73,8 +89,12 @@ def main() -> None:
     os.environ["CONFIG"] = str(config)
 
     from serles import create_app  # imported late: serles reads CONFIG when imported
+    from werkzeug.serving import make_server
 
-    create_app().run(host=args.listen, port=args.port, threaded=True)
+    server = make_server(args.listen, 0, create_app(), threaded=True)
+    args.port_file.write_text(f"{server.server_port}\n")
+    threading.Thread(target=_exit_when_address_goes, args=(args.listen,), daemon=True).start()
+    server.serve_forever()
 
 
 if __name__ == "__main__":
