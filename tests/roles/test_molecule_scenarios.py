@@ -29,15 +29,20 @@ def platforms(scenario: str) -> list[str]:
     return [p["name"] for p in config["platforms"]]
 
 
+def selected_scenarios(session) -> list[str]:
+    return sorted({item.callspec.params["scenario"] for item in session.items
+                   if item.originalname == "test_molecule_scenario"})
+
+
 @pytest.fixture(scope="session")
-def scenario_runs():
-    """Start every scenario at once; yield {scenario: (process, log file)}."""
+def scenario_runs(request):
+    """Start every selected scenario at once; yield {scenario: (process, log file)}."""
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
                ANSIBLE_FORCE_COLOR="0", PY_COLORS="0", NO_COLOR="1")
     # The base image is built once, before the scenarios race to build it.
     subprocess.run([ROOT / "molecule/_hosts/base.sh"], check=True, capture_output=True, timeout=900)
     runs = {}
-    for scenario in SCENARIOS:
+    for scenario in selected_scenarios(request.session):
         log = tempfile.NamedTemporaryFile(mode="w+", prefix=f"molecule-{scenario}-", suffix=".log")
         process = subprocess.Popen(["molecule", "test", "-s", scenario], cwd=ROOT, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)
