@@ -121,3 +121,25 @@ def test_concurrent_workers_never_take_the_same_run_or_slug(deps, superadmin, si
     running = Run.select().where(Run.status == "running")
     assert sorted(r.lock_slug for r in running) == ["a", "b"] and len(claimed) == 2
 
+
+
+def test_every_step_of_a_run_is_audited(queue, superadmin, sites, deps, clock):
+    import json
+
+    from control_api.models import AuditEvent
+
+    done, _ = queue.request(superadmin, deploy(sites["a"]), None, ACTOR)
+    queue.claim("w1", ACTOR)
+    queue.finish(done.id, "w1", "failed", 2, {}, None, ACTOR)
+    lost, _ = queue.request(superadmin, deploy(sites["b"]), None, ACTOR)
+    queue.claim("w1", ACTOR)
+    clock.advance(seconds=60)
+    queue.sweep_lost(ACTOR)
+    deps.audit.seal()
+    events = [json.loads(row.event_json) for row in AuditEvent.select().order_by(AuditEvent.seq)]
+    trail = [(e["action"], e["target"]) for e in events if e["action"].startswith("run.")]
+    assert trail == [("run.request", f"run:{done.id}"), ("run.start", f"run:{done.id}"),
+                     ("run.finish", f"run:{done.id}"), ("run.request", f"run:{lost.id}"),
+                     ("run.start", f"run:{lost.id}"), ("run.lost", f"run:{lost.id}")]
+    finish = next(e for e in events if e["action"] == "run.finish")
+    assert finish["metadata"] == {"status": "failed", "rc": 2, "error": None}
