@@ -23,14 +23,9 @@ from pathlib import Path
 
 import requests
 
-from tests.peers.server import WecoServer
+from tests.peers.server import WecoServer, superadmin_token
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def weco(env: dict, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "control_api.cli", *args], check=True, capture_output=True,
-                          text=True, env={"PATH": os.environ["PATH"], **env}).stdout
 
 
 def api_run(server: WecoServer, headers: dict, host_id: int) -> float:
@@ -59,10 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         env = {"FF_ENV": "dev", "FF_DATA_DIR": data_dir}
-        weco(env, "db", "upgrade")
-        weco(env, "user", "create", "--email", "bench@example.test", "--role", "superadmin")
-        token = weco(env, "token", "create", "--email", "bench@example.test", "--name", "bench").split(
-            "store it now): ")[1].split()[0]
+        token = superadmin_token(env)
         headers = {"Authorization": f"Bearer {token}"}
         inventory = Path(data_dir) / "inventory.json"
         inventory.write_text(json.dumps({"all": {"hosts": {"here": {

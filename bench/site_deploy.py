@@ -13,9 +13,7 @@ every file on every host before switching, and reloads nginx.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +22,8 @@ from pathlib import Path
 import requests
 
 from control_api.sites.sample import pdf, write_sample_site
-from tests.peers.server import WecoServer
+from tests.peers.server import WecoServer, superadmin_token
 from tests.peers.testhosts import booted, harness_key
-
-
-def weco(env: dict, *args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "control_api.cli", *args], check=True, capture_output=True,
-                          text=True, env={"PATH": os.environ["PATH"], **env}).stdout
 
 
 def raw_rsync(source: Path, host, key: str, target: str) -> None:
@@ -75,10 +68,7 @@ def main() -> None:
         files = write_sample_site(source, args.pdfs, args.size)
         total = sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
         env = {"FF_ENV": "dev", "FF_DATA_DIR": data_dir}
-        weco(env, "db", "upgrade")
-        weco(env, "user", "create", "--email", "bench@example.test", "--role", "superadmin")
-        token = weco(env, "token", "create", "--email", "bench@example.test", "--name", "b").split(
-            "store it now): ")[1].split()[0]
+        token = superadmin_token(env)
         server = WecoServer(env).start()
         try:
             api = Api(server, token)

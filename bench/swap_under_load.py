@@ -21,9 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-from bench.site_deploy import Api, raw_rsync, weco
+from bench.site_deploy import Api, raw_rsync
 from control_api.sites.sample import write_sample_site
-from tests.peers.server import WecoServer
+from tests.peers.server import WecoServer, superadmin_token
 from tests.peers.testhosts import booted, harness_key
 
 DOMAIN = "swap.example.test"
@@ -89,10 +89,7 @@ def main() -> None:
         versions = [version(source, f"v{n} ") for n in range(args.deploys + 1)]
         known = {path: {v[path] for v in versions} for path in PATHS}
         env = {"FF_ENV": "dev", "FF_DATA_DIR": data_dir}
-        weco(env, "db", "upgrade")
-        weco(env, "user", "create", "--email", "bench@example.test", "--role", "superadmin")
-        token = weco(env, "token", "create", "--email", "bench@example.test", "--name", "b").split(
-            "store it now): ")[1].split()[0]
+        token = superadmin_token(env)
         server = WecoServer(env).start()
         try:
             api = Api(server, token)

@@ -74,3 +74,14 @@ def worker_pids(stderr: str, path: str) -> set[int]:
             if record.get("logger") == "control_api.access" and record.get("path") == path:
                 pids.add(record["pid"])
     return pids
+
+
+def superadmin_token(env: dict, email: str = "root@example.test") -> str:
+    """Migrate the store `env` names, create a superadmin, and return an API token for it."""
+    def weco(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "control_api.cli", *args], check=True, text=True,
+                              capture_output=True, env={"PATH": os.environ["PATH"], **env}).stdout
+
+    weco("db", "upgrade")
+    weco("user", "create", "--email", email, "--role", "superadmin")
+    return weco("token", "create", "--email", email, "--name", "tests").split("store it now): ")[1].split()[0]

@@ -7,23 +7,8 @@ import json
 
 import pytest
 
-from control_api.app import build_credentials, build_queue
+from control_api.app import build_queue
 from control_api.models import AuditEvent, AuditQueue, Run, Site
-from tests.conftest import ACTOR
-
-
-def bearer(value: str) -> dict:
-    return {"Authorization": f"Bearer {value}"}
-
-
-@pytest.fixture
-def root(deps, superadmin):
-    return bearer(build_credentials(deps).create_token(superadmin, "root", None, ACTOR)[0])
-
-
-@pytest.fixture
-def adm(deps, admin):
-    return bearer(build_credentials(deps).create_token(admin, "adm", None, ACTOR)[0])
 
 
 @pytest.fixture

@@ -8,25 +8,11 @@ import json
 
 import pytest
 
-from control_api.app import build_catalog, build_credentials
+from control_api.app import build_catalog
 from control_api.crypto import Aad
 from control_api.models import AuditEvent, Host, Site
 from tests.conftest import ACTOR
 from tests.control_api.sites.keys import key_body, openssh_key
-
-
-def bearer(value: str) -> dict:
-    return {"Authorization": f"Bearer {value}"}
-
-
-@pytest.fixture
-def root(deps, superadmin):
-    return bearer(build_credentials(deps).create_token(superadmin, "root", None, ACTOR)[0])
-
-
-@pytest.fixture
-def adm(deps, admin):
-    return bearer(build_credentials(deps).create_token(admin, "adm", None, ACTOR)[0])
 
 
 def actions() -> list[str]:

@@ -21,9 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from control_api.sites.sample import pdf, write_sample_site
-from tests.conftest import run_weco
 from tests.control_api.sites.keys import key_body
-from tests.peers.server import WecoServer
+from tests.peers.server import WecoServer, superadmin_token
 from tests.peers.testhosts import booted
 
 DOMAIN = "acme.example.test"
@@ -75,11 +74,7 @@ def new_key() -> tuple[str, str]:
 def deployment(tmp_path_factory):
     data = tmp_path_factory.mktemp("deploys") / "var"
     env = {"FF_ENV": "dev", "FF_DATA_DIR": str(data), "FF_RUN_LEASE_SECONDS": "6"}
-    assert run_weco(env, "db", "upgrade").returncode == 0
-    created = run_weco(env, "user", "create", "--email", "root@example.test", "--role", "superadmin")
-    assert created.returncode == 0
-    printed = run_weco(env, "token", "create", "--email", "root@example.test", "--name", "e2e").stdout
-    token = printed.split("store it now): ")[1].split()[0]
+    token = superadmin_token(env)
     private, public = new_key()
     write_sample_site(data / "site-sources" / "acme", count=5, size=20_000)
     with booted("rt", 50, 3) as hosts:
