@@ -2,8 +2,11 @@
 """Host side of WECO's atomic site deploys (installed by the site_deploy role).
 
     weco-site-release --root ROOT status SLUG
-    weco-site-release --root ROOT activate SLUG RELEASE [--keep N]
+    weco-site-release --root ROOT prepare SLUG [--release ID --manifest-sha256 HEX]
+                                          [--packages NAME...] [--service NAME]
+    weco-site-release --root ROOT activate SLUG RELEASE [--keep N] [--manifest FILE|-]
     weco-site-release --root ROOT rollback SLUG [RELEASE]
+    weco-site-release --root ROOT check-vhost FILE
 
 Layout under ROOT/SLUG: ``releases/ID/`` (one tree per deploy, unchanged files
 hard-linked between them by rsync), ``manifests/ID.sha256`` (shipped by the controller),
@@ -16,6 +19,12 @@ number, which orders releases for pruning and rollback), ``current`` (a symlink 
 new symlink renamed over ``current`` (rename(2) is atomic; ``ln -sfn`` is not). A release
 that fails verification is removed and ``current`` is left alone. Prints one JSON
 object; on refusal prints the reason on stderr and exits 1.
+
+``prepare`` is everything a deploy needs to know about the host, in one process (each
+remote step costs a deploy a round trip): it creates the site's directories, reports
+the current and kept releases, which of ``--packages`` dpkg lacks and whether
+``--service`` is active and enabled, and refuses new content under a kept release id.
+``check-vhost`` checks an nginx vhost on its own, before it replaces the live one.
 """
 
 from __future__ import annotations
@@ -30,7 +39,9 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
+import tempfile
 import time
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -195,7 +206,9 @@ def prune(site: Site, keep: int, protect: set[str]) -> list[str]:
     return removed
 
 
-def activate(site: Site, release: str, keep: int, timeout: float) -> dict:
+def activate(site: Site, release: str, keep: int, timeout: float, manifest: str | None = None) -> dict:
+    """Verify, switch and prune. `manifest` (the controller's, when given) is written as
+    ``manifests/RELEASE.sha256`` under the lock first; otherwise it must be there already."""
     top = site.release_dir(release)
     with locked(site, timeout):
         previous = site.current()
@@ -203,6 +216,8 @@ def activate(site: Site, release: str, keep: int, timeout: float) -> dict:
             return {"changed": False, "current": release, "previous": None, "removed": []}
         if not os.path.isdir(top):
             raise Refused(f"release {release} of {site.slug} was not transferred ({top} is missing)")
+        if manifest is not None:
+            write_atomically(os.path.join(site.manifests, f"{release}.sha256"), manifest)
         problems = problems_of(site, release)
         if problems:
             shutil.rmtree(top)
@@ -250,30 +265,111 @@ def status(site: Site) -> dict:
             "releases": sorted(verified, key=verified.__getitem__)}
 
 
+def missing_packages(names: list[str]) -> list[str]:
+    """The packages of `names` dpkg does not have installed (all of them without dpkg)."""
+    if not names:
+        return []
+    try:
+        listed = subprocess.run(["dpkg-query", "--show", "--showformat", "${Package} ${db:Status-Status}\n",
+                                 *names], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return list(names)
+    installed = {line.split()[0] for line in listed.splitlines() if line.endswith(" installed")}
+    return [name for name in names if name not in installed]
+
+
+def systemctl_says(verb: str, unit: str) -> bool:
+    try:
+        return subprocess.run(["systemctl", "--quiet", verb, unit], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def prepare(root: str, slug: str, release: str | None, manifest_sha256: str | None, packages: list[str],
+            service: str | None) -> dict:
+    if not SLUG.match(slug):
+        raise Refused(f"malformed site slug {slug!r}")
+    created = False
+    for sub in ("releases", "manifests"):
+        path = os.path.join(root, slug, sub)
+        if not os.path.isdir(path):
+            os.makedirs(path, mode=0o755)
+            os.chmod(path, 0o755)  # noqa: S103 - nginx reads the site's tree, whatever the umask
+            created = True
+    site = Site(root, slug)
+    result = dict(status(site), changed=created, missing_packages=missing_packages(packages))
+    if service:
+        result.update(service_active=systemctl_says("is-active", service),
+                      service_enabled=systemctl_says("is-enabled", service))
+    # A release id names one content: redeploying a kept id (the current one: a no-op) is
+    # fine only with the same manifest.
+    if release is not None and release in result["releases"]:
+        with open(os.path.join(site.manifests, f"{release}.sha256"), "rb") as handle:
+            kept = hashlib.sha256(handle.read()).hexdigest()
+        if kept != manifest_sha256:
+            raise Refused(f"release {release} of {slug} already exists with different content; "
+                          "deploy it under a new site_release_id")
+    return result
+
+
+def check_vhost(path: str) -> dict:
+    """Check a candidate vhost on its own before it replaces the live one (a broken file
+    in sites-enabled would stop every later reload). The caller still runs `nginx -t`."""
+    # Inside /etc/nginx, so relative includes (snippets/...) resolve as for nginx.conf.
+    with tempfile.NamedTemporaryFile("w", dir="/etc/nginx", prefix=".weco-site-check.") as conf:
+        conf.write("include /etc/nginx/modules-enabled/*.conf;\nevents {}\n"
+                   f"http {{\ninclude /etc/nginx/mime.types;\ninclude {path};\n}}\n")
+        conf.flush()
+        checked = subprocess.run(["nginx", "-t", "-q", "-c", conf.name], capture_output=True, text=True)
+    if checked.returncode != 0:
+        raise Refused(f"nginx refuses the vhost {path}: {checked.stderr.strip()}")
+    return {"changed": False}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weco-site-release", description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="directory holding one directory per site")
     parser.add_argument("--lock-timeout", type=float, default=60.0, help="seconds to wait for the lock")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("status").add_argument("slug")
+    preparing = commands.add_parser("prepare")
+    preparing.add_argument("slug")
+    preparing.add_argument("--release", help="the release id about to be deployed")
+    preparing.add_argument("--manifest-sha256", help="SHA-256 of that release's manifest")
+    preparing.add_argument("--packages", nargs="*", default=[], help="report which of these dpkg lacks")
+    preparing.add_argument("--service", help="report whether this systemd unit is active and enabled")
     activating = commands.add_parser("activate")
     activating.add_argument("slug")
     activating.add_argument("release")
     activating.add_argument("--keep", type=int, default=5)
+    activating.add_argument("--manifest", help="the release's manifest to write first ('-': stdin)")
     rolling = commands.add_parser("rollback")
     rolling.add_argument("slug")
     rolling.add_argument("release", nargs="?")
+    commands.add_parser("check-vhost").add_argument("file")
     args = parser.parse_args(argv)
     try:
-        site = Site(args.root, args.slug)
-        if args.command == "status":
-            result = status(site)
-        elif args.command == "activate":
-            if args.keep < 2:
-                raise Refused("--keep must be at least 2 (the current and the previous release)")
-            result = activate(site, args.release, args.keep, args.lock_timeout)
+        if args.command == "prepare":
+            result = prepare(args.root, args.slug, args.release, args.manifest_sha256, args.packages,
+                             args.service)
+        elif args.command == "check-vhost":
+            result = check_vhost(args.file)
         else:
-            result = rollback(site, args.release, args.lock_timeout)
+            site = Site(args.root, args.slug)
+            if args.command == "status":
+                result = status(site)
+            elif args.command == "activate":
+                if args.keep < 2:
+                    raise Refused("--keep must be at least 2 (the current and the previous release)")
+                manifest = None
+                if args.manifest == "-":
+                    manifest = sys.stdin.read()
+                elif args.manifest:
+                    with open(args.manifest) as handle:
+                        manifest = handle.read()
+                result = activate(site, args.release, args.keep, args.lock_timeout, manifest)
+            else:
+                result = rollback(site, args.release, args.lock_timeout)
     except Refused as refused:
         print(f"weco-site-release: {refused}", file=sys.stderr)
         return 1

@@ -1,5 +1,4 @@
-#!/usr/bin/python
-"""Build the SHA-256 manifest of a site's source tree (run on the controller).
+"""Build the SHA-256 manifest of a site's source tree (an action: it runs on the controller).
 
 The manifest is what the host verifies a release against before it is switched live:
 one ``<sha256>  <relative path>`` line per regular file, sorted by path, the format
@@ -7,6 +6,15 @@ one ``<sha256>  <relative path>`` line per regular file, sorted by path, the for
 symlink would let a site publish any file nginx can read, so it is refused here, before
 anything is sent. Names that are not printable UTF-8, or hold a backslash, are refused
 too: sha256sum would have to escape them, and no site needs them.
+
+An action plugin rather than a module: the files are on the controller, and an action
+runs there in Ansible's own process, without a module's Python start per call.
+
+    site_manifest:
+      path: /abs/site/dir
+      release: r42          # optional; empty: a UTC timestamp YYYYmmddTHHMMSSZ
+
+Returns manifest, files, bytes, sha256 (of the manifest) and release.
 """
 
 from __future__ import annotations
@@ -14,18 +22,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 
-from ansible.module_utils.basic import AnsibleModule
-
-DOCUMENTATION = r"""
-module: site_manifest
-short_description: SHA-256 manifest of a directory tree, refusing anything but regular files
-options:
-  path:
-    description: Absolute path of the site's source directory.
-    type: str
-    required: true
-"""
+from ansible.plugins.action import ActionBase
 
 CHUNK = 1 << 20
 
@@ -73,22 +72,26 @@ def build_manifest(top: str) -> tuple[list[tuple[str, str]], int, list[str]]:
     return entries, total, refused
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec={"path": {"type": "str", "required": True}},
-                           supports_check_mode=True)
-    top = module.params["path"]
-    if not os.path.isabs(top) or not os.path.isdir(top):
-        module.fail_json(msg=f"site_source_dir {top!r} is not an absolute path to a directory")
-    entries, total, refused = build_manifest(top)
-    if refused:
-        module.fail_json(msg=f"site_source_dir {top} holds entries a site may not publish: "
-                             + ", ".join(refused[:20]), refused=refused)
-    if not entries:
-        module.fail_json(msg=f"site_source_dir {top} holds no file")
-    manifest = "".join(f"{digest}  {rel}\n" for rel, digest in entries)
-    module.exit_json(changed=False, manifest=manifest, files=len(entries), bytes=total,
-                     sha256=hashlib.sha256(manifest.encode()).hexdigest())
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("path", "release"))
+    _requires_connection = False
 
-
-if __name__ == "__main__":
-    main()
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        top = self._task.args.get("path")
+        if not isinstance(top, str) or not os.path.isabs(top) or not os.path.isdir(top):
+            return dict(result, failed=True,
+                        msg=f"site_source_dir {top!r} is not an absolute path to a directory")
+        entries, total, refused = build_manifest(top)
+        if refused:
+            return dict(result, failed=True, refused=refused,
+                        msg=f"site_source_dir {top} holds entries a site may not publish: "
+                            + ", ".join(refused[:20]))
+        if not entries:
+            return dict(result, failed=True, msg=f"site_source_dir {top} holds no file")
+        manifest = "".join(f"{digest}  {rel}\n" for rel, digest in entries)
+        # One id for every host of the deploy: this runs once per play.
+        release = str(self._task.args.get("release") or "") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        return dict(result, changed=False, manifest=manifest, files=len(entries), bytes=total,
+                    sha256=hashlib.sha256(manifest.encode()).hexdigest(), release=release)
