@@ -95,3 +95,21 @@ def test_a_source_with_a_symlink_is_refused_before_anything_is_created(tmp_path,
     assert done.returncode != 0
     assert "reports/secret.pdf (not a regular file)" in done.stdout
     assert not deployer.root.exists()
+
+
+def test_a_stale_helper_is_replaced_and_a_no_op_redeploy_changes_nothing_else(tmp_path, deployer):
+    source = site(tmp_path / "v1", b"%PDF-1.4")
+    assert deployer.run("deploy_site.yml", site_source_dir=str(source), site_release_id="r1").returncode == 0
+    helper = deployer.root / ".weco-site-release"
+    helper.write_text(helper.read_text() + "# another version\n")
+    again = deployer.run("deploy_site.yml", site_source_dir=str(source), site_release_id="r1")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert helper.read_bytes() == (ROOT / "roles/site_deploy/files/weco_site_release.py").read_bytes()
+    assert re.search(r"demo\s+: ok=\d+\s+changed=1 ", again.stdout), again.stdout[-3000:]
+
+
+def test_a_rollback_where_nothing_was_deployed_is_refused_and_creates_nothing(deployer):
+    done = deployer.run("rollback_site.yml")
+    assert done.returncode != 0
+    assert "nothing was ever deployed there" in done.stdout, done.stdout[-3000:]
+    assert not deployer.root.exists()

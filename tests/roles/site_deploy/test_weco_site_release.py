@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import pathlib
@@ -161,3 +162,50 @@ def test_a_held_lock_fails_clearly_and_is_released_with_its_holder(root):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert current(root) == "releases/r1"
+
+
+def test_activate_writes_the_manifest_given_on_stdin_under_the_lock(root, capsys, monkeypatch):
+    stage(root, "r1")
+    manifest = (root / "demo/manifests/r1.sha256").read_text()
+    (root / "demo/manifests/r1.sha256").unlink()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(manifest))
+    code, result = run(root, "activate", "demo", "r1", "--manifest", "-", capsys=capsys)
+    assert code == 0 and result["current"] == "r1"
+    assert (root / "demo/manifests/r1.sha256").read_text() == manifest
+
+
+def test_a_manifest_on_stdin_that_the_release_does_not_match_is_refused(root, capsys, monkeypatch):
+    stage(root, "r1", manifest=dict(SITE, **{"reports/a.pdf": b"%PDF-other"}))
+    manifest = (root / "demo/manifests/r1.sha256").read_text()
+    stage(root, "r1")  # the shipped file matches the tree; stdin's does not, and wins
+    monkeypatch.setattr(sys, "stdin", io.StringIO(manifest))
+    code, message = run(root, "activate", "demo", "r1", "--manifest", "-", capsys=capsys)
+    assert code == 1 and "reports/a.pdf: SHA-256 differs from the manifest" in message
+    assert not (root / "demo/current").exists()
+
+
+def test_prepare_creates_the_site_and_reports_its_releases(tmp_path, capsys):
+    code, result = run(tmp_path, "prepare", "demo", "--packages", "dpkg", "weco-no-such-package",
+                       capsys=capsys)
+    assert code == 0
+    assert result == {"changed": True, "current": None, "releases": [],
+                      "missing_packages": ["weco-no-such-package"]}
+    assert oct((tmp_path / "demo/releases").stat().st_mode & 0o777) == "0o755"
+    stage(tmp_path, "r1")
+    run(tmp_path, "activate", "demo", "r1", capsys=capsys)
+    code, result = run(tmp_path, "prepare", "demo", capsys=capsys)
+    assert (code, result["changed"], result["current"], result["releases"]) == (0, False, "r1", ["r1"])
+
+
+def test_prepare_refuses_other_content_under_a_kept_release_id(root, capsys):
+    stage(root, "r1")
+    run(root, "activate", "demo", "r1", capsys=capsys)
+    same = hashlib.sha256((root / "demo/manifests/r1.sha256").read_bytes()).hexdigest()
+    code, result = run(root, "prepare", "demo", "--release", "r1", "--manifest-sha256", same, capsys=capsys)
+    assert code == 0 and result["current"] == "r1"
+    code, message = run(root, "prepare", "demo", "--release", "r1", "--manifest-sha256", "0" * 64,
+                        capsys=capsys)
+    assert code == 1 and "release r1 of demo already exists with different content" in message
+    code, message = run(root, "prepare", "Bad_Slug", capsys=capsys)
+    assert code == 1 and "malformed site slug" in message
+    assert not (root / "Bad_Slug").exists()
