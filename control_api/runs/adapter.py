@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ansible_runner.interface
+import ptyprocess
 
 from control_api.runs.reaper import PIDFILE_ENV
 
@@ -52,6 +53,22 @@ class Outcome:
 _PASSED_ENV = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "TMPDIR", "TERM",
                "SSL_CERT_FILE", "SSL_CERT_DIR"}
 _PASSED_PREFIXES = ("ANSIBLE_", "RUNNER_", "AWX_")
+
+
+def _without_close_delay() -> None:
+    """ptyprocess sleeps 0.1 s after closing a pty, to give the child time to exit.
+    ansible-runner closes the pty only once ansible-playbook has exited (EOF), so here
+    the sleep only adds latency to every run (measured: about 0.08 s of 1.1 s)."""
+    spawn = ptyprocess.PtyProcess.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        spawn(self, *args, **kwargs)
+        self.delayafterclose = 0
+
+    ptyprocess.PtyProcess.__init__ = init
+
+
+_without_close_delay()
 
 
 def playbook_env(env: dict) -> dict:

@@ -118,6 +118,11 @@ class RunQueue:
 
     # -- the worker side ----------------------------------------------------------------
 
+    def anything_queued(self) -> bool:
+        """A cheap read, so an idle worker can poll often without taking the write lock."""
+        row = self.db.execute_sql("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone()
+        return row is not None
+
     def claim(self, worker: str, actor: Actor) -> Run | None:
         """Take the oldest queued run whose slug is free, or None."""
         sql = ("SELECT id, lock_slug FROM runs r WHERE status = 'queued' AND (lock_slug IS NULL OR "

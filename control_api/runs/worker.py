@@ -37,7 +37,7 @@ class WorkerConfig:
     site_sources_dir: Path
     timeout: int = 3600
     role_env: dict = dataclasses.field(default_factory=dict)  # the roles' FF_* switches
-    poll_seconds: float = 0.1
+    poll_seconds: float = 0.02
     heartbeat_seconds: float = 5.0
     sweep_seconds: float = 5.0
 
@@ -66,7 +66,7 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and execute one run; False when the queue had none ready."""
-        run = self.queue.claim(self.name, self.actor)
+        run = self.queue.claim(self.name, self.actor) if self.queue.anything_queued() else None
         if run is None:
             return False
         self.execute(run)
