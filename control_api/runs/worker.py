@@ -95,9 +95,12 @@ class Worker:
         self.queue.finish(run.id, self.name, status, rc, stats, error, self.actor)
 
     def _heartbeat(self, run_id: int, lost: threading.Event) -> None:
-        while not lost.wait(self.config.heartbeat_seconds):
-            if not self.queue.heartbeat(run_id, self.name):
-                lost.set()
+        try:
+            while not lost.wait(self.config.heartbeat_seconds):
+                if not self.queue.heartbeat(run_id, self.name):
+                    lost.set()
+        finally:
+            self.queue.db.close()  # this thread's connection goes back to the pool
 
     def _execute(self, run: Run, lost: threading.Event) -> Outcome:
         playbook = PLAYBOOKS[run.playbook]
