@@ -35,9 +35,10 @@ def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
         {
             "bind": bind,
             "workers": workers,
-            # Threads, so a client following a run's event stream does not hold a
-            # whole worker, and a long stream does not trip the worker timeout.
-            "worker_class": "gthread",
+            # With threads > 1 gunicorn uses its gthread worker: a client following a
+            # run's event stream then holds one thread, not a whole worker process.
+            # FF_THREADS=1 keeps plain sync workers (one request per process).
+            "worker_class": "sync",
             "threads": threads,
             "timeout": 60,
             "graceful_timeout": 20,

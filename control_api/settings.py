@@ -111,7 +111,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_WORKERS", "2", "1..64", "gunicorn worker processes for `weco serve`.",
          _int_range(1, 64)),
     Spec("FF_THREADS", "8", "1..64",
-         "Threads per gunicorn worker (a client following a run's event stream holds one).",
+         "Threads per gunicorn worker (a client following a run's event stream holds one). "
+         "1: plain sync workers, where a stream is cut after 60 s (clients resume with Last-Event-ID).",
          _int_range(1, 64)),
     Spec("FF_LOG_LEVEL", "INFO", "DEBUG | INFO | WARNING | ERROR",
          "Threshold of the JSON log lines written to stderr.",
