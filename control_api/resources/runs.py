@@ -80,15 +80,16 @@ def parse_request(user: User, data: dict) -> RunRequest:
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
     playbook = playbooks.resolve(data.get("playbook"))
-    extra_vars = playbooks.extra_vars(playbook, data.get("extra_vars"))
+    # Checked now; stored in the API's own names, which the worker maps again.
+    playbooks.extra_vars(playbook, data.get("extra_vars"))
+    extra_vars = data.get("extra_vars") or {}
     if playbook.target == "site":
         if "hosts" in data or not isinstance(data.get("site"), str):
             raise InvalidInput(f"{playbook.name} runs on a site: send 'site' (a slug), not 'hosts'")
         site = find_site(data["site"])
         if site is None or not may_use_site(user, site):
             raise InvalidInput(f"there is no site '{data['site']}' you may deploy")
-        return RunRequest(playbook.name, {"site": site.slug}, data.get("extra_vars") or {},
-                          site.id, site.slug)
+        return RunRequest(playbook.name, {"site": site.slug}, extra_vars, site.id, site.slug)
     hosts = data.get("hosts")
     if "site" in data or not isinstance(hosts, list) or not hosts or len(hosts) > 100 or \
             not all(isinstance(h, int) and not isinstance(h, bool) for h in hosts):
@@ -99,8 +100,7 @@ def parse_request(user: User, data: dict) -> RunRequest:
     missing = sorted(set(hosts) - found)
     if missing:
         raise InvalidInput(f"no such host(s): {', '.join(map(str, missing))}")
-    del extra_vars  # validated above; the stored request keeps the API's own names
-    return RunRequest(playbook.name, {"hosts": sorted(set(hosts))}, data.get("extra_vars") or {}, None, None)
+    return RunRequest(playbook.name, {"hosts": sorted(set(hosts))}, extra_vars, None, None)
 
 
 class Runs:
