@@ -11,34 +11,10 @@ modification times, as when the worker materialises a site for each deploy.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 
-
-def pdf(title: str, payload_size: int) -> bytes:
-    """A valid one-page PDF showing `title`, padded with an incompressible stream."""
-    text = f"BT /F1 24 Tf 72 760 Td ({title}) Tj ET".encode()
-    payload = os.urandom(payload_size)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(payload), payload),
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+from control_api.sites.sample import pdf
 
 
 def write(top: pathlib.Path, files: dict[str, bytes]) -> None:
