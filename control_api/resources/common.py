@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import falcon
 
 from control_api.audit.log import Actor
@@ -12,3 +14,16 @@ def actor_of(req: falcon.Request) -> Actor:
     principal = req.context.principal
     who = f"user:{principal.user.id}" if principal else "anonymous"
     return Actor(who, req.context.client_ip, req.user_agent or "")
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A stored (naive UTC) time as ISO 8601 with its Z, or None."""
+    return value.isoformat() + "Z" if value else None
+
+
+def invalid(message: object) -> falcon.HTTPError:
+    return falcon.HTTPBadRequest(title="Invalid request", description=str(message))
+
+
+def conflict(message: object) -> falcon.HTTPError:
+    return falcon.HTTPConflict(title="Conflict", description=str(message))

@@ -11,7 +11,7 @@ from control_api.auth.stepup import StepUp
 from control_api.authz import destructive, superadmin
 from control_api.body import read_json
 from control_api.models import Host
-from control_api.resources.common import actor_of
+from control_api.resources.common import actor_of, conflict, invalid, iso
 from control_api.sites.catalog import Conflict, SiteCatalog, find_host
 from control_api.sites.validate import InvalidInput
 
@@ -20,7 +20,7 @@ def host_json(host: Host) -> dict:
     return {"id": host.id, "name": host.name, "address": host.address, "port": host.port,
             "ssh_user": host.ssh_user, "connection": host.connection,
             "ssh_key_fingerprint": host.ssh_key_fingerprint or None, "vars": json.loads(host.vars_json),
-            "created_at": host.created_at.isoformat() + "Z"}
+            "created_at": iso(host.created_at)}
 
 
 def host_or_404(host_id: int) -> Host:
@@ -43,9 +43,9 @@ class Hosts:
         try:
             host = self.catalog.create_host(read_json(req), actor_of(req))
         except InvalidInput as exc:
-            raise falcon.HTTPBadRequest(title="Invalid request", description=str(exc)) from None
+            raise invalid(exc) from None
         except Conflict as exc:
-            raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from None
+            raise conflict(exc) from None
         resp.status = falcon.HTTP_201
         resp.media = host_json(host)
 
@@ -64,5 +64,5 @@ class HostItem:
         try:
             self.catalog.delete_host(host_or_404(host_id), actor_of(req))
         except Conflict as exc:
-            raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from None
+            raise conflict(exc) from None
         resp.status = falcon.HTTP_204

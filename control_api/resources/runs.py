@@ -16,7 +16,7 @@ import peewee
 from control_api.authz import authenticated
 from control_api.body import read_json
 from control_api.models import Host, Run, RunEvent, SiteGrant, User
-from control_api.resources.common import actor_of
+from control_api.resources.common import actor_of, invalid, iso
 from control_api.runs import playbooks
 from control_api.runs.queue import TERMINAL, IdempotencyMismatch, RunConflict, RunQueue, RunRequest
 from control_api.sites.catalog import find_site, may_use_site
@@ -28,22 +28,18 @@ STREAM_POLL_SECONDS = 0.25
 STREAM_MAX_SECONDS = 3600
 
 
-def _iso(value) -> str | None:
-    return value.isoformat() + "Z" if value else None
-
-
 def run_json(run: Run) -> dict:
     return {"id": run.id, "playbook": run.playbook, "target": json.loads(run.target_json),
             "extra_vars": json.loads(run.extra_vars_json), "status": run.status,
-            "requested_by": run.requested_by_id, "created_at": _iso(run.created_at),
-            "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+            "requested_by": run.requested_by_id, "created_at": iso(run.created_at),
+            "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
             "cancel_requested": run.cancel_requested_at is not None, "rc": run.rc,
             "stats": json.loads(run.stats_json) if run.stats_json else None, "error": run.error}
 
 
 def event_json(event: RunEvent) -> dict:
     return {"seq": event.seq, "event": event.event, "host": event.host, "task": event.task,
-            "stdout": event.stdout, "data": json.loads(event.data_json), "created_at": _iso(event.created_at)}
+            "stdout": event.stdout, "data": json.loads(event.data_json), "created_at": iso(event.created_at)}
 
 
 def visible_runs(user: User) -> peewee.ModelSelect:
@@ -61,16 +57,12 @@ def run_or_404(user: User, run_id: int) -> Run:
     return run
 
 
-def _bad(message: str) -> falcon.HTTPError:
-    return falcon.HTTPBadRequest(title="Invalid request", description=message)
-
-
 def _int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
     raw = req.get_param(name)
     if raw is None:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise _bad(f"'{name}' must be an integer from {low} to {high}")
+        raise invalid(f"'{name}' must be an integer from {low} to {high}")
     return int(raw)
 
 
@@ -112,12 +104,12 @@ class Runs:
         user = req.context.principal.user
         key = req.get_header("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-            raise _bad("'Idempotency-Key' must be 1-200 of letters, digits, '_', '.', ':' or '-'")
+            raise invalid("'Idempotency-Key' must be 1-200 of letters, digits, '_', '.', ':' or '-'")
         try:
             request = parse_request(user, read_json(req))
             run, created = self.queue.request(user, request, key, actor_of(req))
         except InvalidInput as exc:
-            raise _bad(str(exc)) from None
+            raise invalid(str(exc)) from None
         except IdempotencyMismatch as exc:
             raise falcon.HTTPUnprocessableEntity(title="Idempotency-Key reused",
                                                  description=str(exc)) from None
@@ -133,7 +125,7 @@ class Runs:
         status = req.get_param("status")
         if status is not None:
             if status not in ("queued", "running", *TERMINAL):
-                raise _bad("'status' is not a run status")
+                raise invalid("'status' is not a run status")
             runs = runs.where(Run.status == status)
         before = _int_param(req, "before", 0, 0, 2**62)
         if before:

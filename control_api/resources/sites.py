@@ -9,14 +9,14 @@ from control_api.auth.stepup import StepUp
 from control_api.authz import authenticated, destructive, superadmin
 from control_api.body import read_json
 from control_api.models import Site, SiteGrant, User
-from control_api.resources.common import actor_of
+from control_api.resources.common import actor_of, conflict, invalid, iso
 from control_api.resources.hosts import host_json, host_or_404
 from control_api.sites.catalog import Conflict, SiteCatalog, find_site, may_use_site, site_hosts
 from control_api.sites.validate import InvalidInput
 
 
 def site_json(site: Site) -> dict:
-    return {"slug": site.slug, "domain": site.domain, "created_at": site.created_at.isoformat() + "Z",
+    return {"slug": site.slug, "domain": site.domain, "created_at": iso(site.created_at),
             "hosts": [host_json(h) for h in site_hosts(site)]}
 
 
@@ -26,14 +26,6 @@ def site_or_404(slug: str, user: User | None = None) -> Site:
     if site is None or (user is not None and not may_use_site(user, site)):
         raise falcon.HTTPNotFound(title="No such site", description=f"there is no site '{slug}' you may see")
     return site
-
-
-def invalid(exc: Exception) -> falcon.HTTPError:
-    return falcon.HTTPBadRequest(title="Invalid request", description=str(exc))
-
-
-def conflict(exc: Exception) -> falcon.HTTPError:
-    return falcon.HTTPConflict(title="Conflict", description=str(exc))
 
 
 class Sites:

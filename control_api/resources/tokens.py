@@ -11,17 +11,13 @@ from control_api.auth.stepup import StepUp
 from control_api.authz import authenticated, destructive
 from control_api.body import read_json, require_str
 from control_api.models import ApiToken
-from control_api.resources.common import actor_of
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() + "Z" if value else None
+from control_api.resources.common import actor_of, iso
 
 
 def token_json(token: ApiToken) -> dict:
-    return {"id": token.id, "name": token.name, "created_at": _iso(token.created_at),
-            "expires_at": _iso(token.expires_at), "revoked": token.revoked_at is not None,
-            "last_used_at": _iso(token.last_used_at)}
+    return {"id": token.id, "name": token.name, "created_at": iso(token.created_at),
+            "expires_at": iso(token.expires_at), "revoked": token.revoked_at is not None,
+            "last_used_at": iso(token.last_used_at)}
 
 
 class Tokens:
