@@ -22,6 +22,7 @@ from pathlib import Path
 import ansible_runner.interface
 import ptyprocess
 
+from control_api.runs.inputs import write_unsafe_yaml
 from control_api.runs.reaper import PIDFILE_ENV
 
 _STDOUT_LIMIT = 8192
@@ -116,11 +117,15 @@ class AnsibleRunnerAdapter:
                    ANSIBLE_ROLES_PATH=str(job.project_dir / "roles"),
                    ANSIBLE_CONFIG=str(job.project_dir / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
         env[PIDFILE_ENV] = str(pidfile)
+        # Our own files, not ansible-runner's JSON ones: every string marked !unsafe.
+        inputs = job.run_dir / "inputs"
         try:
+            inventory = write_unsafe_yaml(inputs / "hosts.yml", job.inventory)
+            extra_vars = write_unsafe_yaml(inputs / "extravars.yml", job.extra_vars)
             runner = ansible_runner.interface.init_runner(
                 private_data_dir=str(job.run_dir), project_dir=str(job.project_dir),
-                playbook=str(job.project_dir / "playbooks" / job.playbook), inventory=job.inventory,
-                extravars=job.extra_vars, envvars=env, suppress_env_files=True, quiet=True,
+                playbook=str(job.project_dir / "playbooks" / job.playbook), inventory=str(inventory),
+                extravars=str(extra_vars), envvars=env, suppress_env_files=True, quiet=True,
                 event_handler=handle, cancel_callback=stop,
             )
             assert runner.config.command[0] == "ansible-playbook", runner.config.command
@@ -133,7 +138,7 @@ class AnsibleRunnerAdapter:
         finally:
             # The inventory names agent sockets and addresses: the run's record is in the
             # store and its artifacts; nothing else needs to stay.
-            for leftover in ("inventory", "env", "project"):
+            for leftover in ("inputs", "inventory", "env", "project"):
                 shutil.rmtree(job.run_dir / leftover, ignore_errors=True)
             (job.run_dir / "playbook.pid").unlink(missing_ok=True)
         if stop.reason:

@@ -9,12 +9,10 @@ to the variable the playbook reads, so the API's vocabulary stays small and stab
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
+from control_api.sites import patterns
 from control_api.sites.validate import InvalidInput
-
-RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +43,7 @@ def _int_between(low: int, high: int) -> Callable[[object], int]:
 
 
 def _release_id(value: object) -> str:
-    if not isinstance(value, str) or not RELEASE_ID.fullmatch(value):
+    if not patterns.matches(patterns.RELEASE_ID, value):
         raise ValueError("a release id: letters, digits, '.', '_' or '-', at most 64")
     return value
 

@@ -25,7 +25,9 @@ from control_api.runs.adapter import AnsibleRunnerAdapter, Outcome, PlaybookJob
 from control_api.runs.playbooks import PLAYBOOKS
 from control_api.runs.playbooks import extra_vars as extra_vars_for
 from control_api.runs.queue import RunQueue
+from control_api.sites import validate
 from control_api.sites.catalog import SiteCatalog, site_hosts
+from control_api.sites.validate import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +130,24 @@ class Worker:
 
     def _targets(self, run: Run) -> tuple[list[Host], dict]:
         # Stored in the API's names; checked again and mapped to the playbook's own.
-        extra_vars = extra_vars_for(PLAYBOOKS[run.playbook], json.loads(run.extra_vars_json))
+        _check_stored(f"run {run.id}", lambda: PLAYBOOKS[run.playbook])
+        extra_vars = _check_stored(f"run {run.id}", lambda: extra_vars_for(PLAYBOOKS[run.playbook],
+                                                                           json.loads(run.extra_vars_json)))
         target = json.loads(run.target_json)
+        site = None
         if "site" in target:
             site = Site.get_or_none(Site.id == run.site_id)
             if site is None:
                 raise RunSetupError(f"site '{target['site']}' no longer exists")
+            _check_stored(f"site {site.id}", lambda: (validate.slug(site.slug), validate.domain(site.domain)))
             hosts = site_hosts(site)
+        else:
+            hosts = list(Host.select().where(Host.id.in_(target["hosts"])).order_by(Host.id))
+        if not hosts:
+            raise RunSetupError("the run has no hosts to act on")
+        for host in hosts:
+            _check_stored(f"host {host.id}", self._check_host, host)
+        if site is not None:
             source = self.config.site_sources_dir / site.slug
             if run.playbook == "deploy_site" and not source.is_dir():
                 raise RunSetupError(f"the site's content directory {source} does not exist")
@@ -142,11 +155,17 @@ class Worker:
             extra_vars.update(site_slug=site.slug, site_domain=site.domain, site_source_dir=str(source))
             if run.playbook == "deploy_site":
                 extra_vars["site_release_id"] = f"r{run.id}-{started}"
-        else:
-            hosts = list(Host.select().where(Host.id.in_(target["hosts"])).order_by(Host.id))
-        if not hosts:
-            raise RunSetupError("the run has no hosts to act on")
         return hosts, extra_vars
+
+    def _check_host(self, host: Host) -> None:
+        """The API's checks again, on what the store holds now: whoever can write the
+        store must not be able to hand Ansible anything the API would have refused."""
+        validate.host_name(host.name)
+        validate.connection(host.connection, self.catalog.development)
+        validate.address(host.address)
+        validate.port(host.port)
+        validate.ssh_user(host.ssh_user)
+        validate.host_vars(json.loads(host.vars_json))
 
     def _inventory(self, hosts: list[Host], sockets: dict[str, str]) -> dict:
         known_hosts = self.config.data_dir / "known_hosts"
@@ -164,3 +183,11 @@ class Worker:
                                              "-o StrictHostKeyChecking=accept-new"))
             entries[host.name] = variables
         return {"all": {"hosts": entries}}
+
+
+def _check_stored(what: str, check, *args):
+    """check(*args), or RunSetupError naming the row: a stored value the API's checks refuse."""
+    try:
+        return check(*args)
+    except (InvalidInput, KeyError, ValueError, TypeError) as exc:
+        raise RunSetupError(f"{what}: a stored value fails its check ({exc}); nothing was run") from None

@@ -12,7 +12,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+from control_api.sites import patterns
+
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 HOST_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 SSH_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -34,15 +35,16 @@ class InvalidInput(ValueError):
 
 
 def slug(value) -> str:
-    if not isinstance(value, str) or not SLUG.fullmatch(value):
+    if not patterns.matches(patterns.SLUG, value):
         raise InvalidInput("'slug' must be 1-63 lowercase letters, digits or '-', "
                            "starting and ending with a letter or digit")
     return value
 
 
 def domain(value) -> str:
-    labels = value.split(".") if isinstance(value, str) else []
-    if len(labels) < 2 or len(value) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+    # The role's pattern, and stricter: lowercase, and a name with a dot in it.
+    if (not patterns.matches(patterns.DOMAIN, value) or len(value) > patterns.DOMAIN_MAX
+            or value != value.lower() or "." not in value):
         raise InvalidInput("'domain' must be a lowercase DNS name such as disclosures.example.com")
     return value
 
@@ -97,8 +99,9 @@ def host_vars(value) -> dict:
                                f"(accepted: {', '.join(sorted(HOST_VARS))})")
         if type(item) is not kind:
             raise InvalidInput(f"'vars.{name}' must be of type {kind.__name__}")
-        if name == "site_deploy_root" and not item.startswith("/"):
-            raise InvalidInput("'vars.site_deploy_root' must be an absolute path")
+        if name == "site_deploy_root" and not patterns.matches(patterns.DEPLOY_ROOT, item):
+            raise InvalidInput("'vars.site_deploy_root' must be an absolute path other than / "
+                               "made of letters, digits, '.', '_', '-' and '/'")
         if name == "site_deploy_http_port":
             port(item)
         if name == "site_deploy_bwlimit" and not 0 <= item <= 10_000_000:

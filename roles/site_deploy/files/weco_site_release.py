@@ -44,8 +44,9 @@ import sys
 import tempfile
 import time
 
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The same strings as control_api/sites/patterns.py (a test holds them equal).
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 SHOWN = 20  # problems named in a refusal; the rest are counted
 
