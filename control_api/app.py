@@ -81,7 +81,8 @@ def build_users(deps: Deps) -> UserService:
 
 def build_logins(deps: Deps, credentials: CredentialService, totp: TotpService) -> LoginService:
     settings = deps.settings
-    mailer = SmtpMailer(settings.smtp_url, settings.smtp_from) if settings.smtp_url else None
+    mailer = (SmtpMailer(settings.smtp_url, settings.smtp_from, ca_file=settings.smtp_ca_file or None)
+              if settings.smtp_url else None)
     second = SecondFactors(totp, mailer, deps.clock, deps.tokens, settings.totp_only == "1")
     sealed = SealedPolicy(settings.sealed_mode == "1", dt.timedelta(days=settings.sealed_mode_grace_days))
     return LoginService(build_users(deps), credentials, deps.audit, LoginThrottle(deps.db, deps.clock),

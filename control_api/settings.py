@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -73,8 +74,18 @@ def _networks(raw: str) -> tuple:
 
 
 def _smtp_url(raw: str) -> str:
-    if raw and (urlsplit(raw).scheme not in ("smtp", "smtp+starttls") or not urlsplit(raw).hostname):
+    if raw and (urlsplit(raw).scheme not in ("smtp", "smtp+starttls", "smtps") or not urlsplit(raw).hostname):
         raise ValueError
+    return raw
+
+
+def _ca_file(raw: str) -> str:
+    """Empty, or a readable file of PEM CA certificates that ssl can load."""
+    if raw:
+        try:
+            ssl.create_default_context(cafile=raw)
+        except (OSError, ValueError):  # missing, unreadable, a directory, or not PEM
+            raise ValueError from None
     return raw
 
 
@@ -150,11 +161,15 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_REQUIRE_STEP_UP", "0", "0 | 1",
          "1: destructive routes need a step-up token minted from a fresh TOTP code "
          "(5 minutes, bound to the session and the action).", _choice("0", "1")),
-    Spec("FF_SMTP_URL", "", "empty, smtp://[USER:PASS@]HOST:PORT or smtp+starttls://...",
-         "Mail server for email one-time codes. Empty: email codes are unavailable.",
+    Spec("FF_SMTP_URL", "", "empty, smtp://[USER:PASS@]HOST:PORT, smtp+starttls://... or smtps://...",
+         "Mail server for email one-time codes. Empty: email codes are unavailable. smtp+starttls "
+         "(STARTTLS required) and smtps (implicit TLS) verify the server's certificate and name.",
          _smtp_url, secret=True),
     Spec("FF_SMTP_FROM", "weco@localhost", "an email address", "Sender of email one-time codes.",
          _nonempty),
+    Spec("FF_SMTP_CA_FILE", "", "empty or a readable file of PEM CA certificates",
+         "CA certificates the mail server's certificate must chain to (a private CA). "
+         "Empty: the system's trust store.", _ca_file),
     Spec("FF_MASTER_SECRET_PROVIDER", "", "empty, a provider URI, or a JSON list of URIs",
          "Where MASTER_SECRET comes from: file:PATH, env-cmd:COMMAND, vault:KEY, aws-kms:KEY, "
          "gcp-kms:KEY (a list is tried in order). Empty: file:FF_DATA_DIR/keys/master.key, "
@@ -214,6 +229,7 @@ class Settings:
     require_step_up: str
     smtp_url: str = dataclasses.field(repr=False)
     smtp_from: str
+    smtp_ca_file: str
     master_secret_provider: str
     key_local_forbid: str
     run_timeout_seconds: int

@@ -83,3 +83,18 @@ def test_config_show_prints_every_setting_with_secrets_redacted(tmp_path):
     names = [line.split()[0] for line in result.stdout.splitlines()]
     from control_api.settings import SPECS
     assert names == [spec.name for spec in SPECS]
+
+
+def test_smtp_ca_file_must_be_a_readable_pem_certificate_file(tmp_path):
+    for bad in (tmp_path / "missing.pem", tmp_path):
+        with pytest.raises(SettingsError, match=r"^FF_SMTP_CA_FILE=.* is not allowed: expected empty or "):
+            load_settings({"FF_SMTP_CA_FILE": str(bad)})
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(SettingsError, match="FF_SMTP_CA_FILE"):
+        load_settings({"FF_SMTP_CA_FILE": str(garbage)})
+    from tests.peers.testca import TestCA
+
+    ca = TestCA(tmp_path / "ca")
+    settings = load_settings({"FF_SMTP_CA_FILE": str(ca.cert_path), "FF_SMTP_URL": "smtps://mail.example.test:465"})
+    assert settings.smtp_ca_file == str(ca.cert_path)
