@@ -34,16 +34,22 @@ class RotationResult:
 def _target(keys: MasterKeys, to_uri: str, actor: Actor) -> tuple[str, bool]:
     """The target key id, creating and storing the new secret unless a rotation to
     `to_uri` is already under way (or its secret was stored before a crash)."""
-    rotating = MasterKey.get_or_none(MasterKey.state == "rotating")
-    if rotating is not None:
-        if rotating.provider_uri != to_uri:
-            raise MasterKeyError(f"a rotation to {rotating.provider_uri} is under way: "
-                                 f"resume it with --to {rotating.provider_uri}")
-        return rotating.key_id, True
     provider = resolve(to_uri, provider_context(keys.settings))
+    if provider.local and keys.settings.key_local_forbid == "1":
+        raise MasterKeyError(f"FF_KEY_LOCAL_FORBID=1 refuses {to_uri.split(':', 1)[0]}: as a rotation target")
+    rotating = MasterKey.get_or_none(MasterKey.state == "rotating")
     try:
-        secret = provider.unwrap()  # stored by a run that died before recording it
+        secret = provider.unwrap()  # a rotation under way, or one that died before recording it
     except KeyProviderError:
+        secret = None
+    if rotating is not None:
+        # The store's provider_uri is only a note for the operator; the key id decides.
+        if secret is None or master_key_id(secret) != rotating.key_id:
+            raise MasterKeyError(f"a rotation to master key {rotating.key_id} (recorded as "
+                                 f"{rotating.provider_uri}) is under way: resume it with --to "
+                                 "the provider that holds that key")
+        return rotating.key_id, True
+    if secret is None:
         secret = new_secret()
         provider.store(secret)
     key_id = master_key_id(secret)
@@ -89,6 +95,7 @@ def rotate(keys: MasterKeys, to_uri: str, actor: Actor, batch: int = 500, pause:
            progress: Callable[[str], None] = lambda line: None) -> RotationResult:
     columns = ENCRYPTED_COLUMNS if columns is None else columns
     keys.keyring()  # the current secret must load before anything changes
+    keys = keys.rotating_to(to_uri)
     target, resumed = _target(keys, to_uri, actor)
     if keys.reload().current_id != target:  # now with the target as the current key
         raise MasterKeyError("the target key did not load as current; nothing was re-encrypted")

@@ -89,6 +89,20 @@ def _ca_file(raw: str) -> str:
     return raw
 
 
+def _provider_uris(raw: str) -> str:
+    """Empty, one key-provider URI, or a JSON list of them (keyproviders resolves them)."""
+    from keyproviders.resolver import SCHEMES, KeyProviderError, parse_provider_list
+
+    if raw:
+        try:
+            uris = parse_provider_list(raw)
+        except KeyProviderError:
+            raise ValueError from None
+        if not all(uri.partition(":")[0] in SCHEMES and uri.partition(":")[2] for uri in uris):
+            raise ValueError
+    return raw
+
+
 def _bind(raw: str) -> str:
     host, sep, port = raw.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -174,6 +188,12 @@ SPECS: tuple[Spec, ...] = (
          "Where MASTER_SECRET comes from: file:PATH, env-cmd:COMMAND, vault:KEY, aws-kms:KEY, "
          "gcp-kms:KEY (a list is tried in order). Empty: file:FF_DATA_DIR/keys/master.key, "
          "created 0600 on first use.", str),
+    Spec("FF_MASTER_SECRET_ROTATION_PROVIDER", "", "empty, a provider URI, or a JSON list of URIs",
+         "During a master-secret rotation: where the other secret comes from (the rotation's target "
+         "while FF_MASTER_SECRET_PROVIDER still names the old one, or the reverse), so this process "
+         "reads values under both. Empty: values under the other key cannot be read until the "
+         "rotation ends. Key providers are only ever named here and by `master-secret rotate --to`, "
+         "never by the store.", _provider_uris),
     Spec("FF_KEY_LOCAL_FORBID", "0", "0 | 1",
          "1 refuses the local providers file: and env-cmd: at start-up (production with a KMS).",
          _choice("0", "1")),
@@ -231,6 +251,7 @@ class Settings:
     smtp_from: str
     smtp_ca_file: str
     master_secret_provider: str
+    master_secret_rotation_provider: str
     key_local_forbid: str
     run_timeout_seconds: int
     run_lease_seconds: int

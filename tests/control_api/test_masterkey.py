@@ -10,9 +10,10 @@ import sys
 import pytest
 
 from control_api.audit.log import AuditLog
+from control_api.crypto import Aad
 from control_api.masterkey import MasterKeyError, MasterKeys
 from control_api.models import AuditEvent, MasterKey
-from control_api.settings import load_settings
+from control_api.settings import SettingsError, load_settings
 from tests.peers.postgres import free_port
 
 
@@ -49,6 +50,48 @@ def test_a_foreign_master_secret_is_refused(env, db, clock, tmp_path):
     os.chmod(other, 0o600)
     with pytest.raises(MasterKeyError, match=r"is not the store's \("):
         keys_for(env, db, clock, FF_MASTER_SECRET_PROVIDER=f"file:{other}").keyring()
+
+
+def test_a_store_row_naming_a_command_never_runs_it(env, db, clock, tmp_path):
+    """Issue 11, item 2: whoever can insert into master_keys (the service role can) must
+    not get a command run by every API and worker process. Provider addresses come
+    from settings; the store's record is only a note."""
+    keys_for(env, db, clock).keyring()
+    marker = tmp_path / "marker"
+    MasterKey.insert(key_id="0123456789abcdef", provider_uri=f"env-cmd:/usr/bin/touch {marker}",
+                     state="rotating", created_at=clock.now()).execute()
+    keys = keys_for(env, db, clock)
+    keyring = keys.keyring()  # loads the configured secret; the row's URI is never resolved
+    assert "0123456789abcdef" not in keyring.key_ids
+    with pytest.raises(MasterKeyError, match="FF_MASTER_SECRET_ROTATION_PROVIDER"):
+        keys.decrypt("v1.0123456789abcdef.AAAA", aad=Aad("hosts", "ssh_private_key", 1))
+    assert not marker.exists()
+
+
+def test_the_rotation_provider_setting_obeys_local_forbid(env, db, clock, tmp_path):
+    marker = tmp_path / "marker"
+    with pytest.raises(SettingsError, match="FF_MASTER_SECRET_ROTATION_PROVIDER"):
+        load_settings({**env, "FF_MASTER_SECRET_ROTATION_PROVIDER": "nonsense"})
+    settings = {"FF_KEY_LOCAL_FORBID": "1", "FF_MASTER_SECRET_PROVIDER": "vault:k",
+                "FF_MASTER_SECRET_ROTATION_PROVIDER": f"env-cmd:/usr/bin/touch {marker}"}
+    MasterKey.insert(key_id="0123456789abcdef", provider_uri="vault:k", state="active",
+                     created_at=clock.now()).execute()
+    with pytest.raises(MasterKeyError, match="FF_KEY_LOCAL_FORBID=1 refuses env-cmd:"):
+        keys_for(env, db, clock, **settings)._rotation_secret()
+    assert not marker.exists()
+
+
+def test_concurrent_first_starts_register_the_key_once(env, db, clock):
+    """Issue 11, item 9: several processes starting on a fresh store record one
+    master_secret.register, so the log never states something false."""
+    first, second = keys_for(env, db, clock), keys_for(env, db, clock)
+    secret, provider = first._configured_secret()
+    from control_api.crypto import master_key_id
+
+    first._register(master_key_id(secret), provider)
+    second._register(master_key_id(secret), provider)  # lost the race: the row exists
+    assert AuditEvent.select().where(AuditEvent.action == "master_secret.register").count() == 1
+    assert MasterKey.select().count() == 1
 
 
 def _weco(env, *args):

@@ -66,14 +66,23 @@ def test_rotation_killed_half_way_then_resumed(env, db, clock, notes, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
 
-    # Half-way: some values under each key, all readable by any process meanwhile.
+    # Half-way: some values under each key, all readable meanwhile by any process told
+    # where the rotation's other key lives (settings name providers, the store never).
     ids = key_ids(db)
     assert old_id in ids and len(set(ids)) == 2
     assert MasterKey.get(MasterKey.key_id == old_id).state == "active"
-    meanwhile = MasterKeys(load_settings(env), db, build_audit_log(load_settings(env), db, clock), clock)
+    told = load_settings({**env, "FF_MASTER_SECRET_ROTATION_PROVIDER": target})
+    meanwhile = MasterKeys(told, db, build_audit_log(told, db, clock), clock)
+    assert meanwhile.keyring().current_id != old_id  # new values go under the target
     for number in range(1, ROWS + 1):
         (body,) = db.execute_sql(f"SELECT body FROM secret_notes WHERE id = {number}").fetchone()
         assert meanwhile.decrypt(body, aad=Aad("secret_notes", "body", number)) == f"note {number}".encode()
+    untold = MasterKeys(load_settings(env), db, build_audit_log(load_settings(env), db, clock), clock)
+    new_id = next(k for k in ids if k != old_id)
+    (body, number) = next((b, n) for n, (b,) in enumerate(
+        db.execute_sql("SELECT body FROM secret_notes ORDER BY id"), 1) if key_id_of(b) == new_id)
+    with pytest.raises(MasterKeyError, match="FF_MASTER_SECRET_ROTATION_PROVIDER"):
+        untold.decrypt(body, aad=Aad("secret_notes", "body", number))
 
     resumed = rotate(env, "--to", target, "--batch-size", "25")
     assert resumed.returncode == 0, resumed.stderr
@@ -119,7 +128,7 @@ def test_a_second_rotation_target_is_refused_while_one_is_under_way(env, db, clo
     process.wait()
     other = rotate(env, "--to", f"file:{tmp_path}/b.key")
     assert other.returncode == 1
-    assert f"a rotation to file:{tmp_path}/a.key is under way: resume it with --to" in other.stderr
+    assert f"(recorded as file:{tmp_path}/a.key) is under way: resume it with --to" in other.stderr
     assert not (tmp_path / "b.key").exists()
 
 
