@@ -9,9 +9,11 @@ the store, the run artifacts or the logs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -20,10 +22,11 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from control_api.runs.adapter import AnsibleRunnerAdapter, PlaybookJob
 from control_api.sites.sample import pdf, write_sample_site
 from tests.control_api.sites.keys import key_body
 from tests.peers.server import WecoServer, superadmin_token
-from tests.peers.testhosts import booted
+from tests.peers.testhosts import booted, harness_key
 
 DOMAIN = "acme.example.test"
 
@@ -190,6 +193,57 @@ def processes() -> str:
 
 def host_id(deployment, name: str) -> int:
     return next(h["id"] for h in deployment.api("GET", "/api/hosts").json()["hosts"] if h["name"] == name)
+
+
+def test_jinja_from_the_api_or_the_store_never_runs_on_the_worker_or_the_host(deployment, tmp_path):
+    """Issue 11, item 1, on SSH hosts: a superadmin token cannot get a Jinja payload in,
+    and one written straight into the store stops the run before Ansible starts."""
+    marker = tmp_path / "marker"
+    evil = "{{ lookup('pipe', 'touch " + str(marker) + "') }}"
+    host = deployment.hosts[1]
+    entry = {"name": "evil", "address": host.address, "ssh_user": "root",
+             "ssh_private_key": deployment.private_key}
+    refused = deployment.api("POST", "/api/hosts", json=dict(
+        entry, vars={"site_deploy_root": "/srv/" + evil + "x", "site_deploy_tls": False}))
+    assert refused.status_code == 400 and "site_deploy_root" in refused.json()["description"]
+    made = deployment.api("POST", "/api/hosts", json=dict(entry, vars={"site_deploy_tls": False})).json()
+    assert deployment.api("POST", "/api/sites", json={"slug": "evil", "domain": "evil.example.test"}).ok
+    assert deployment.api("PUT", f"/api/sites/evil/hosts/{made['id']}").status_code == 201
+    write_sample_site(deployment.data_dir / "site-sources" / "evil", count=1, size=1000)
+    store = sqlite3.connect(deployment.data_dir / "weco.sqlite3")
+    with store:
+        store.execute("UPDATE hosts SET vars_json = ? WHERE id = ?",
+                      (json.dumps({"site_deploy_root": "/srv/" + evil + "x"}), made["id"]))
+    store.close()
+    run = deployment.run("deploy_site", site="evil")
+    assert run["status"] == "error" and "stored value" in run["error"], run
+    assert not marker.exists()
+    assert host.ssh(f"test -e {marker}", check=False).returncode == 1
+    assert deployment.api("DELETE", "/api/sites/evil").status_code == 204
+    assert deployment.api("DELETE", f"/api/hosts/{made['id']}").status_code == 204
+
+
+def test_jinja_in_connection_values_is_never_rendered_on_an_ssh_host(deployment, tmp_path):
+    """The adapter's own layer, with the API's and the worker's checks bypassed: every
+    string reaches Ansible marked unsafe, against a real host."""
+    marker = tmp_path / "marker"
+    evil = "{{ lookup('pipe', 'touch " + str(marker) + "') }}"
+    host = deployment.hosts[1]
+    base = {"ansible_host": host.address, "ansible_user": "root",
+            "ansible_ssh_private_key_file": harness_key(),
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+    project = pathlib.Path(__file__).resolve().parents[3]
+    for playbook, host_vars, extra in (
+            ("check_hosts.yml", dict(base, probe=evil), {"note": evil}),
+            ("check_hosts.yml", dict(base, ansible_user="root" + evil), {}),
+            ("rollback_site.yml", dict(base, site_deploy_root="/srv/" + evil + "x"),
+             {"site_slug": "acme", "site_release_id": evil})):
+        job = PlaybookJob(run_dir=tmp_path / "run", project_dir=project, playbook=playbook,
+                          inventory={"all": {"hosts": {host.name: host_vars}}}, extra_vars=extra,
+                          env={"FF_ENV": "dev"}, timeout=120)
+        AnsibleRunnerAdapter().run(job, lambda event: None, lambda: False)
+        assert not marker.exists(), playbook
+    assert host.ssh(f"test -e {marker}", check=False).returncode == 1
 
 
 def test_the_host_key_appears_nowhere(deployment):
