@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +121,14 @@ def test_vault_provider_end_to_end_and_a_clear_start_up_error_when_down(env, ope
     configured = {**vault, "FF_MASTER_SECRET_PROVIDER": "vault:weco-master"}
     status = _weco(configured, "master-secret", "status")
     assert status.returncode == 0 and "active    vault:weco-master" in status.stdout
+    # With local providers forbidden, a rotation to one is refused before anything is stored.
+    marker = Path(env["FF_DATA_DIR"]) / "marker"
+    forbid = {**configured, "FF_KEY_LOCAL_FORBID": "1"}
+    for target in (f"file:{Path(env['FF_DATA_DIR']) / 'new.key'}", f"env-cmd:/usr/bin/touch {marker}"):
+        refused = _weco(forbid, "master-secret", "rotate", "--to", target)
+        assert refused.returncode == 1 and "FF_KEY_LOCAL_FORBID=1 refuses" in refused.stderr, refused.stderr
+    assert not marker.exists() and not (Path(env["FF_DATA_DIR"]) / "new.key").exists()
+    assert "rotating" not in _weco(configured, "master-secret", "status").stdout
     down = {**configured, "VAULT_ADDR": f"http://127.0.0.1:{free_port()}"}
     result = _weco(down, "serve", "--bind", f"127.0.0.1:{free_port()}")
     assert result.returncode == 1
