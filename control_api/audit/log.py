@@ -7,7 +7,9 @@ answered as 503). So no mutation exists without its signed, durable event.
 
 Sealing is separate: one sealer at a time (an advisory lock on PostgreSQL; SQLite
 has one writer anyway) moves every queued event into audit_events with its
-sequence number and chain MAC, in one transaction. Writers never hold a chain lock
+sequence number and chain MAC, in one transaction. It first checks each queued row
+(signature, form, duplicates: see quarantine.py) and sets aside, with an audited
+alert, what it cannot seal, so one bad row never stalls the rest. Writers never hold a chain lock
 while they commit, so commits proceed in parallel and the chain grows in batches,
 as a transparency log integrates queued entries (Rekor: a signed promise at once,
 inclusion in the next batch).
@@ -32,6 +34,7 @@ from collections.abc import Callable, Iterator
 
 import peewee
 
+from control_api.audit import quarantine
 from control_api.audit.chain import GENESIS_MAC, ChainKey, Witness, canonical_json
 from control_api.audit.checkpoints import CheckpointFile
 from control_api.clock import SystemClock
@@ -60,9 +63,18 @@ class Actor:
 
 @dataclasses.dataclass(frozen=True)
 class SealResult:
-    sealed: int
+    sealed: int  # rows added to the chain, quarantine alerts included
     head_seq: int
     head_mac: str
+    quarantined: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Batch:
+    result: SealResult
+    passed_checkpoint: bool
+    last_queue_id: int
+    read: int
 
 
 class AuditLog:
@@ -102,18 +114,8 @@ class AuditLog:
         """Sign and queue one event; only inside `mutation()`."""
         if not self.db.in_transaction():
             raise RuntimeError("AuditLog.record must run inside AuditLog.mutation()")
-        event = {
-            "id": self.new_id(),
-            "time": self.clock.now().isoformat(timespec="microseconds") + "Z",
-            "actor": actor.id,
-            "action": action,
-            "target": target,
-            "source_ip": actor.source_ip,
-            "user_agent": actor.user_agent[:256],
-            "metadata": metadata or {},
-        }
         try:
-            event_json = canonical_json(event)
+            event_json = self._event_json(actor, action, target, metadata)
             signature = self.witness.sign_event(event_json)
             # Plain SQL (built from constants only): this runs in every mutation, and
             # building it through the ORM cost as much CPU as all other audit work.
@@ -128,6 +130,18 @@ class AuditLog:
         with self.mutation():
             self.record(actor, action, target, metadata)
 
+    def _event_json(self, actor: Actor, action: str, target: str, metadata: dict | None) -> str:
+        return canonical_json({
+            "id": self.new_id(),
+            "time": self.clock.now().isoformat(timespec="microseconds") + "Z",
+            "actor": actor.id,
+            "action": action,
+            "target": target,
+            "source_ip": actor.source_ip,
+            "user_agent": actor.user_agent[:256],
+            "metadata": metadata or {},
+        })
+
     # -- sealing --------------------------------------------------------------------
 
     def seal_quietly(self) -> None:
@@ -141,17 +155,18 @@ class AuditLog:
     def seal(self, wait: bool = True) -> SealResult | None:
         """Move every queued event into the chain; return the new head, or None when
         wait=False and another sealer holds the lock."""
-        total = 0
+        total, quarantined, after = 0, 0, 0
         while True:
-            sealed = self._seal_batch(wait)
-            if sealed is None:
+            batch = self._seal_batch(wait, after)
+            if batch is None:
                 return None
-            result, passed_checkpoint = sealed
-            total += result.sealed
-            if passed_checkpoint:
-                self.checkpoint(result)
-            if result.sealed < SEAL_BATCH:
-                return dataclasses.replace(result, sealed=total)
+            total += batch.result.sealed
+            quarantined += batch.result.quarantined
+            after = batch.last_queue_id
+            if batch.passed_checkpoint:
+                self.checkpoint(batch.result)
+            if batch.read < SEAL_BATCH:
+                return dataclasses.replace(batch.result, sealed=total, quarantined=quarantined)
 
     def start_background_sealer(self, interval: float = SEAL_INTERVAL) -> threading.Thread:
         """Seal stragglers every `interval` seconds for the life of the process."""
@@ -170,7 +185,8 @@ class AuditLog:
         thread.start()
         return thread
 
-    def _seal_batch(self, wait: bool) -> tuple[SealResult, bool] | None:
+    def _seal_batch(self, wait: bool, after: int) -> _Batch | None:
+        """Seal the queued rows after queue id `after`, up to SEAL_BATCH of them."""
         with self.db.atomic():
             if dialect(self.db) == "postgresql":
                 if wait:
@@ -184,23 +200,47 @@ class AuditLog:
                 "SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev_mac = head if head else (0, GENESIS_MAC)
             start = seq
-            queued = self.db.execute_sql(_SELECT_QUEUED).fetchall()
+            queued = [quarantine.Queued(*row) for row in
+                      self.db.execute_sql(_select_queued_sql(self.db.param), (after,)).fetchall()]
+            now = self.clock.now()
+            verdicts = quarantine.triage(queued, self.witness.public, now, self._sealed_seqs)
             values: list = []
-            for _, event_json, witness_key_id, signature in queued:
+            done: list[int] = []
+            for row, verdict in zip(queued, verdicts, strict=True):
+                if verdict.leave:
+                    continue
+                done.append(row.id)
+                if verdict.reason is not None:
+                    quarantine.set_aside(self.db, row, verdict.reason, now)
+                    row = self._alert(row, verdict.reason)
                 seq += 1
-                mac = self.chain_key.mac(seq, prev_mac, witness_key_id, signature, event_json)
-                values += _sealed_row(seq, event_json, witness_key_id, signature,
+                mac = self.chain_key.mac(seq, prev_mac, row.witness_key_id, row.signature, row.event_json)
+                values += _sealed_row(seq, row.event_json, row.witness_key_id, row.signature,
                                       self.chain_key.key_id, prev_mac, mac)
                 prev_mac = mac
-            if queued:
+            if done:
                 # Plain SQL for the same reason as in record(): per-row ORM cost. Only
                 # placeholders and constant column names are formatted in.
-                insert = _insert_sql("audit_events", _SEALED_COLUMNS, len(queued), self.db.param)
+                insert = _insert_sql("audit_events", _SEALED_COLUMNS, seq - start, self.db.param)
                 self.db.execute_sql(insert, values)
-                ids = [item[0] for item in queued]
-                self.db.execute_sql(_delete_queued_sql(len(ids), self.db.param), ids)
+                self.db.execute_sql(_delete_queued_sql(len(done), self.db.param), done)
         passed = self.checkpoint_every and seq // self.checkpoint_every > start // self.checkpoint_every
-        return SealResult(len(queued), seq, prev_mac), bool(passed)
+        result = SealResult(seq - start, seq, prev_mac, sum(v.reason is not None for v in verdicts))
+        return _Batch(result, bool(passed), queued[-1].id if queued else after, len(queued))
+
+    def _sealed_seqs(self, event_ids: list[str]) -> dict[str, int]:
+        if not event_ids:
+            return {}
+        marks = ", ".join([self.db.param] * len(event_ids))
+        return dict(self.db.execute_sql(
+            f"SELECT event_id, seq FROM audit_events WHERE event_id IN ({marks})", event_ids).fetchall())
+
+    def _alert(self, row: quarantine.Queued, reason: str) -> quarantine.Queued:
+        """The signed `audit.quarantine` event sealed in place of a row set aside."""
+        event_json = self._event_json(Actor(quarantine.SEALER_ACTOR_ID), quarantine.ALERT_ACTION,
+                                      f"audit_queue:{row.id}", {"queue_id": row.id, "reason": reason})
+        return quarantine.Queued(row.id, event_json, self.witness.key_id,
+                                 self.witness.sign_event(event_json), None)
 
     def checkpoint(self, head: SealResult | None = None) -> dict | None:
         """Sign the current head and append it to the checkpoint file."""
@@ -212,8 +252,11 @@ class AuditLog:
 
 
 _QUEUE_COLUMNS = ("event_json", "witness_key_id", "signature", "queued_at")
-_SELECT_QUEUED = ("SELECT id, event_json, witness_key_id, signature FROM audit_queue "
-                  f"ORDER BY id LIMIT {SEAL_BATCH}")
+
+
+def _select_queued_sql(param: str) -> str:
+    return ("SELECT id, event_json, witness_key_id, signature, queued_at FROM audit_queue "
+            f"WHERE id > {param} ORDER BY id LIMIT {SEAL_BATCH}")
 
 
 def _insert_sql(table: str, columns: tuple[str, ...], rows: int, param: str) -> str:

@@ -21,10 +21,11 @@ from control_api.migrations import (
     m0004_auth_throttle,
     m0005_second_factors,
     m0006_sites_runs,
+    m0008_audit_quarantine,
 )
 
 MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys, m0004_auth_throttle,
-              m0005_second_factors, m0006_sites_runs)
+              m0005_second_factors, m0006_sites_runs, m0008_audit_quarantine)
 
 # The least-privilege role the API and workers run as on PostgreSQL: it may read and
 # write the tables it needs, but never rewrite or remove audit rows.
@@ -97,6 +98,8 @@ def grant_app_role(db: peewee.Database) -> None:
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}",
         f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {APP_ROLE}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_quarantine FROM {APP_ROLE}",
+        f"REVOKE UPDATE, TRUNCATE ON audit_queue FROM {APP_ROLE}",
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {APP_ROLE}",
     ):
         db.execute_sql(sql)

@@ -32,11 +32,18 @@ def sql(db, statement: str, *params) -> list:
 def drop_guards(db) -> None:
     """What an attacker with database superuser rights does first."""
     if dialect(db) == "postgresql":
-        sql(db, "DROP TRIGGER audit_events_no_update_delete ON audit_events")
-        sql(db, "DROP TRIGGER audit_events_no_truncate ON audit_events")
+        for table, trigger in (("audit_events", "audit_events_no_update_delete"),
+                               ("audit_events", "audit_events_no_truncate"),
+                               ("audit_queue", "audit_queue_guard"),
+                               ("audit_queue", "audit_queue_no_truncate"),
+                               ("audit_quarantine", "audit_quarantine_no_update_delete"),
+                               ("audit_quarantine", "audit_quarantine_no_truncate")):
+            sql(db, f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
     else:
-        sql(db, "DROP TRIGGER audit_events_no_update")
-        sql(db, "DROP TRIGGER audit_events_no_delete")
+        for trigger in ("audit_events_no_update", "audit_events_no_delete", "audit_queue_no_update",
+                        "audit_queue_delete_guard", "audit_quarantine_no_update",
+                        "audit_quarantine_no_delete"):
+            sql(db, f"DROP TRIGGER IF EXISTS {trigger}")
 
 
 COLUMNS = ("event_id", "occurred_at", "actor", "action", "target", "event_json",

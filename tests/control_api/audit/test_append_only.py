@@ -53,7 +53,10 @@ def test_the_application_role_cannot_rewrite_audit_rows(log, postgres, database_
             queued = cur.fetchone()[0]
             cur.execute("DELETE FROM audit_queue WHERE id = %s", (queued,))  # the sealer's job
             for statement in ("UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events",
-                              "TRUNCATE audit_events", "DELETE FROM schema_migrations"):
+                              "TRUNCATE audit_events", "DELETE FROM schema_migrations",
+                              "UPDATE audit_queue SET signature = 'x'", "TRUNCATE audit_queue",
+                              "UPDATE audit_quarantine SET reason = 'x'", "DELETE FROM audit_quarantine",
+                              "TRUNCATE audit_quarantine"):
                 with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                     cur.execute(statement)
     finally:
