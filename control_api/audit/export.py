@@ -56,7 +56,7 @@ def read_export(path: Path) -> tuple[dict, Iterator[dict]]:
     handle = path.open(encoding="utf-8")
     try:
         header = json.loads(handle.readline())
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError too
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         handle.close()
@@ -64,11 +64,14 @@ def read_export(path: Path) -> tuple[dict, Iterator[dict]]:
 
     def rows() -> Iterator[dict]:
         with handle:
-            for number, line in enumerate(handle, 2):
-                try:
+            number = 1
+            try:
+                for number, line in enumerate(handle, 2):  # noqa: B007 (the handlers read it)
                     row = json.loads(line)
-                except ValueError:
-                    raise ExportError(f"{path} line {number} is not JSON") from None
-                yield row
+                    yield row
+            except UnicodeDecodeError:
+                raise ExportError(f"{path} is not UTF-8 after line {number}") from None
+            except ValueError:
+                raise ExportError(f"{path} line {number} is not JSON") from None
 
     return header, rows()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -11,9 +12,9 @@ from control_api.audit.chain import AuditCryptoError, ChainKey, WitnessPublic
 from control_api.audit.checkpoints import read_checkpoints
 from control_api.audit.export import ExportError, export, parse_since, read_export
 from control_api.audit.keys import AuditKeyError
+from control_api.audit.quarantine import QueueState, queue_state
 from control_api.audit.verify import Report, Verifier, rows_from_store
 from control_api.cli.common import CommandError, open_deps
-from control_api.models import AuditQueue
 from control_api.settings import Settings
 
 
@@ -26,6 +27,9 @@ def cmd_audit_keygen(settings: Settings, args) -> None:
 def cmd_audit_seal(settings: Settings, args) -> None:
     result = open_deps(settings).audit.seal()
     print(f"sealed {result.sealed} event(s); the log has {result.head_seq} rows")
+    if result.quarantined:
+        print(f"quarantined {result.quarantined} queued row(s) that could not be sealed "
+              "(`weco audit verify` lists them)")
 
 
 def cmd_audit_checkpoint(settings: Settings, args) -> None:
@@ -58,11 +62,39 @@ def _progress(rows: int) -> None:
     print(f"verified {rows} rows...", file=sys.stderr, flush=True)
 
 
-def cmd_audit_verify(settings: Settings, args) -> None:
+def _file_error(flag: str, path: str, exc: Exception) -> CommandError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return CommandError(f"{flag} {path}: {reason}")
+
+
+def _witnesses(paths: list[str]) -> list[WitnessPublic]:
+    witnesses = []
+    for path in paths:
+        try:
+            witnesses.append(WitnessPublic.from_pem(Path(path).read_bytes()))
+        except (OSError, AuditCryptoError) as exc:
+            raise _file_error("--witness-pub", path, exc) from None
+    return witnesses
+
+
+def _checkpoints(settings: Settings, args) -> tuple[Path | None, list, bool]:
+    """(file, its entries, whether the configured file is missing). Without --checkpoint
+    the store is checked against FF_AUDIT_CHECKPOINT_FILE; an export against nothing."""
+    if args.checkpoint is None and args.export:
+        return None, [], False
+    path = Path(args.checkpoint) if args.checkpoint else keys.checkpoint_file(settings).path
     try:
-        witnesses = [WitnessPublic.from_pem(Path(p).read_bytes()) for p in args.witness_pub]
-    except (OSError, AuditCryptoError) as exc:
-        raise CommandError(f"--witness-pub: {exc}") from None
+        return path, list(read_checkpoints(path)), False
+    except FileNotFoundError as exc:
+        if args.checkpoint:
+            raise _file_error("--checkpoint", args.checkpoint, exc) from None
+        return path, [], True
+    except OSError as exc:
+        raise _file_error("--checkpoint", str(path), exc) from None
+
+
+def cmd_audit_verify(settings: Settings, args) -> None:
+    witnesses = _witnesses(args.witness_pub)
     chain_keys = [keys.load_chain_key(settings)]
     for path in args.previous_secret_file or ():
         # Rows sealed before FF_AUDIT_SECRET was rotated name the old key's id.
@@ -72,29 +104,49 @@ def cmd_audit_verify(settings: Settings, args) -> None:
         except (OSError, AuditCryptoError, AuditKeyError) as exc:
             raise CommandError(f"--previous-secret-file {path}: {exc}") from None
     verifier = Verifier(witnesses, chain_keys, progress=_progress)
-    checkpoints = list(read_checkpoints(Path(args.checkpoint))) if args.checkpoint else []
-    queued = 0
+    checkpoint_path, checkpoints, no_checkpoint_file = _checkpoints(settings, args)
+    state = None
     if args.export:
         try:
             _, rows = read_export(Path(args.export))
             report = verifier.verify(rows, checkpoints, from_genesis=False)
-        except (OSError, ExportError) as exc:
+        except OSError as exc:
+            raise _file_error("--export", args.export, exc) from None
+        except ExportError as exc:
             raise CommandError(str(exc)) from None
     else:
-        open_deps(settings)
+        deps = open_deps(settings)
         report = verifier.verify(rows_from_store(), checkpoints)
-        queued = AuditQueue.select().count()
-    _print_report(report, queued)
-    if not report.ok:
+        state = queue_state(deps.db, deps.clock.now(), dt.timedelta(seconds=args.max_queued_age),
+                            args.reviewed_quarantine)
+    problems = []
+    if state and state.unreviewed:
+        problems.append(f"{state.unreviewed} queued row(s) quarantined (not reviewed)")
+    if state and state.overdue:
+        problems.append(f"{state.overdue} event(s) queued for longer than {args.max_queued_age} s")
+    every = settings.audit_checkpoint_every
+    if no_checkpoint_file and every and (report.last_seq or 0) >= every:
+        problems.append(f"no checkpoint file at {checkpoint_path}, though the log has passed "
+                        f"FF_AUDIT_CHECKPOINT_EVERY ({every}) rows")
+    if checkpoint_path is None:
+        checked = "none given (--checkpoint FILE)"
+    elif no_checkpoint_file:
+        checked = f"none yet (no file at {checkpoint_path})"
+    else:
+        checked = f"{report.checkpoints} checked ({checkpoint_path})"
+    _print_report(report, checked, state, problems, args)
+    if not report.ok or problems:
         raise SystemExit(1)
 
 
-def _print_report(report: Report, queued: int) -> None:
-    rate = report.rows / report.seconds if report.seconds else 0
-    if report.ok:
-        print("audit log: OK")
-    else:
+def _print_report(report: Report, checked: str, state: QueueState | None, problems: list[str],
+                  args) -> None:
+    if not report.ok:
         print(f"audit log: BROKEN: {report.failure}")
+    elif problems:
+        print(f"audit log: NOT OK: {problems[0]}")
+    else:
+        print("audit log: OK")
     if report.rows:
         print(f"rows verified: {report.rows} (row {report.first_seq} at {report.first_time} "
               f"to row {report.last_seq} at {report.last_time})")
@@ -102,10 +154,49 @@ def _print_report(report: Report, queued: int) -> None:
         print("rows verified: 0")
     if not report.anchored_at_genesis:
         print(f"note: starts at row {report.first_seq}; its prev_mac is taken on trust")
-    print(f"checkpoints: {report.checkpoints} checked")
-    if queued:
-        print(f"note: {queued} event(s) queued, not yet sealed (`weco audit seal`)")
-    print(f"time: {report.seconds:.2f} s ({rate:,.0f} rows/s)")
+    print(f"checkpoints: {checked}")
+    for problem in problems[1:]:
+        print(f"also: {problem}")
+    if state is not None:
+        _print_queue(state, args)
+    rate = report.rows / report.seconds if report.seconds else 0
+    spread = f"; signatures checked by {report.workers} processes" if report.workers else ""
+    print(f"time: {report.seconds:.2f} s ({rate:,.0f} rows/s{spread})")
+
+
+def _print_queue(state: QueueState, args) -> None:
+    if not state.quarantined:
+        print("quarantine: empty")
+    elif not state.unreviewed:
+        print(f"quarantine: {state.quarantined} row(s), all reviewed "
+              f"(--reviewed-quarantine {args.reviewed_quarantine})")
+    else:
+        print(f"quarantine: {state.quarantined} row(s), {state.unreviewed} not reviewed:")
+        for row in state.listed:
+            print(f"quarantined {row.id} at {row.quarantined_at}: queue row {row.queue_id}: {row.reason}")
+        if state.unreviewed > len(state.listed):
+            print(f"... and {state.unreviewed - len(state.listed)} more")
+    if not state.queued:
+        print("queue: empty")
+    elif state.oldest_seconds is None:
+        print(f"queue: {state.queued} event(s) waiting, queued at unreadable times")
+    else:
+        print(f"queue: {state.queued} event(s) waiting, the oldest queued {state.oldest_seconds:.0f} s "
+              f"ago (bound: --max-queued-age {args.max_queued_age})")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
 
 
 def register(groups) -> None:
@@ -116,8 +207,13 @@ def register(groups) -> None:
     verify = audit.add_parser("verify", help="check every MAC, signature and checkpoint")
     verify.add_argument("--witness-pub", required=True, action="append",
                         help="witness public key (PEM); repeat for rotated keys")
-    verify.add_argument("--checkpoint", help="checkpoint file to check the log against")
+    verify.add_argument("--checkpoint", help="checkpoint file to check the log against "
+                        "(default: FF_AUDIT_CHECKPOINT_FILE's, except with --export)")
     verify.add_argument("--export", help="verify this export file instead of the store")
+    verify.add_argument("--max-queued-age", type=_positive, default=300, metavar="SECONDS",
+                        help="fail when an event has waited longer in the queue (default 300)")
+    verify.add_argument("--reviewed-quarantine", type=_non_negative, default=0, metavar="ID",
+                        help="quarantined rows up to this id were reviewed: do not fail on them")
     verify.add_argument("--previous-secret-file", action="append",
                         help="a file (0600) holding an earlier FF_AUDIT_SECRET; repeat for each")
     verify.set_defaults(fn=cmd_audit_verify)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -146,3 +148,83 @@ def test_verify_after_rotating_the_audit_secret(weco, store, pub, tmp_path):
                 FF_AUDIT_SECRET=new)
     assert both.returncode == 0, both.stdout + both.stderr
     assert "rows verified: 5" in both.stdout
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def test_verify_fails_naming_what_the_sealer_quarantined(weco, store, pub):
+    populate(weco)
+    event_json, key_id, signature = sql(
+        store, "SELECT event_json, witness_key_id, signature FROM audit_events WHERE seq = 1")[0]
+    insert = ("INSERT INTO audit_queue (event_json, witness_key_id, signature, queued_at) "
+              "VALUES (?, ?, ?, ?)")
+    sql(store, insert, "junk", key_id, "AAAA", _now())  # forged
+    sql(store, insert, event_json, key_id, signature, _now())  # a replayed copy
+    weco("token", "create", "--email", "a@example.test", "--name", "later")
+    assert AuditEvent.select().where(AuditEvent.action == "token.create").count() == 2
+    assert sql(store, "SELECT count(*) FROM audit_queue") == [(0,)]
+    result = weco("audit", "verify", "--witness-pub", pub)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "audit log: NOT OK: 2 queued row(s) quarantined (not reviewed)"
+    assert lines[1].startswith("rows verified: 7 (row 1 at ")  # 5 events, 2 alerts
+    assert re.search(r"^quarantined 1 at \S+Z: queue row \d+: witness signature does not verify$",
+                     result.stdout, re.M)
+    assert re.search(r"^quarantined 2 at \S+Z: queue row \d+: duplicate of sealed row 1$",
+                     result.stdout, re.M)
+    reviewed = weco("audit", "verify", "--witness-pub", pub, "--reviewed-quarantine", "2")
+    assert reviewed.returncode == 0, reviewed.stdout
+    assert reviewed.stdout.startswith("audit log: OK\n")
+    assert "quarantine: 2 row(s), all reviewed (--reviewed-quarantine 2)" in reviewed.stdout
+    partly = weco("audit", "verify", "--witness-pub", pub, "--reviewed-quarantine", "1")
+    assert partly.returncode == 1 and "quarantine: 2 row(s), 1 not reviewed:" in partly.stdout
+
+
+def test_verify_fails_on_an_event_queued_too_long(weco, store, pub):
+    populate(weco)
+    sql(store, "INSERT INTO audit_queue (event_json, witness_key_id, signature, queued_at) "
+               "VALUES (?, ?, ?, ?)", "{}", "k", "s", _now() - dt.timedelta(minutes=10))
+    result = weco("audit", "verify", "--witness-pub", pub)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == (
+        "audit log: NOT OK: 1 event(s) queued for longer than 300 s")
+    assert re.search(r"^queue: 1 event\(s\) waiting, the oldest queued 6\d\d s ago", result.stdout, re.M)
+    patient = weco("audit", "verify", "--witness-pub", pub, "--max-queued-age", "3600")
+    assert patient.returncode == 0 and patient.stdout.startswith("audit log: OK\n")
+
+
+def test_verify_reads_the_configured_checkpoint_file_by_default(weco, store, pub, tmp_path):
+    populate(weco)
+    shipped = str(tmp_path / "elsewhere" / "checkpoints.jsonl")
+    assert weco("audit", "checkpoint", FF_AUDIT_CHECKPOINT_FILE=shipped).returncode == 0
+    good = weco("audit", "verify", "--witness-pub", pub, FF_AUDIT_CHECKPOINT_FILE=shipped)
+    assert good.returncode == 0 and f"checkpoints: 1 checked ({shipped})" in good.stdout
+    drop_guards(store)
+    sql(store, "DELETE FROM audit_events WHERE seq = 4")
+    cut = weco("audit", "verify", "--witness-pub", pub, FF_AUDIT_CHECKPOINT_FILE=shipped)
+    assert cut.returncode == 1
+    assert cut.stdout.startswith("audit log: BROKEN: log truncated: checkpoint line 1")
+
+
+def test_verify_without_a_checkpoint_file_once_one_was_due(weco, store, pub, tmp_path):
+    populate(weco)
+    default = tmp_path / "var" / "audit" / "checkpoints.jsonl"
+    early = weco("audit", "verify", "--witness-pub", pub)
+    assert early.returncode == 0 and f"checkpoints: none yet (no file at {default})" in early.stdout
+    due = weco("audit", "verify", "--witness-pub", pub, FF_AUDIT_CHECKPOINT_EVERY="3")
+    assert due.returncode == 1
+    assert due.stdout.splitlines()[0] == (
+        f"audit log: NOT OK: no checkpoint file at {default}, "
+        "though the log has passed FF_AUDIT_CHECKPOINT_EVERY (3) rows")
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint", "--witness-pub", "--export"])
+def test_a_missing_file_is_a_one_line_error(weco, store, pub, tmp_path, flag):
+    populate(weco)
+    missing = str(tmp_path / "missing")
+    args = ["--witness-pub", pub] if flag != "--witness-pub" else []
+    result = weco("audit", "verify", *args, flag, missing)
+    assert result.returncode == 1
+    assert result.stderr == f"weco: {flag} {missing}: No such file or directory\n"
