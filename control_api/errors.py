@@ -21,6 +21,22 @@ _DEFAULT_DESCRIPTIONS = {
 }
 
 
+class ApiError(Exception):
+    """A refusal the client may see: a status, a title and a description safe to show.
+    Services raise subclasses; `handle_api_error` is the one place they become responses."""
+
+    status = 400
+    title = "Refused"
+
+    def __init__(self, description: str, *, status: int | None = None, title: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.status = status or self.status
+        self.title = title or self.title
+        self.headers = headers or {}
+
+
 def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Always JSON, whatever the client's Accept header says."""
     description = error.description or _DEFAULT_DESCRIPTIONS.get(error.status_code, error.title)
@@ -53,8 +69,14 @@ def handle_audit_unavailable(req: falcon.Request, resp: falcon.Response, ex: Exc
     )
 
 
+def handle_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, params: dict) -> None:
+    raise falcon.HTTPError(falcon.code_to_http_status(ex.status), title=ex.title,
+                           description=ex.description, headers=ex.headers)
+
+
 def install(app: falcon.App) -> None:
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(peewee.OperationalError, handle_store_down)
     app.add_error_handler(AuditUnavailable, handle_audit_unavailable)
+    app.add_error_handler(ApiError, handle_api_error)
