@@ -13,12 +13,16 @@ from control_api.audit import keys
 from control_api.audit.log import AuditLog
 from control_api.auth.account import AccountService
 from control_api.auth.credentials import CredentialService
-from control_api.auth.login import LoginService, SealedPolicy
+from control_api.auth.guard import CredentialGuard
+from control_api.auth.login import LoginService
 from control_api.auth.mailer import SmtpMailer
 from control_api.auth.passwords import PasswordHasher
+from control_api.auth.refusals import RefusalLog
+from control_api.auth.sealed import SealedMode, SealedPolicy
 from control_api.auth.second_factor import SecondFactors
 from control_api.auth.stepup import StepUp
 from control_api.auth.throttle import LoginThrottle
+from control_api.auth.token_issuer import TokenIssuer
 from control_api.auth.totp import TotpService
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
@@ -72,21 +76,36 @@ def build_credentials(deps: Deps) -> CredentialService:
         deps.tokens,
         idle=dt.timedelta(minutes=deps.settings.session_idle_minutes),
         lifetime=dt.timedelta(hours=deps.settings.session_max_hours),
+        token_lifetime=dt.timedelta(days=deps.settings.token_max_days),
+        sealed=build_sealed(deps),
     )
+
+
+def build_sealed(deps: Deps) -> SealedMode:
+    settings = deps.settings
+    grace = dt.timedelta(days=settings.sealed_mode_grace_days)
+    return SealedMode(SealedPolicy(settings.sealed_mode == "1", grace), deps.clock)
+
+
+def build_guard(deps: Deps) -> CredentialGuard:
+    return CredentialGuard(LoginThrottle(deps.db, deps.clock), RefusalLog(deps.db, deps.audit, deps.clock),
+                           deps.audit)
 
 
 def build_users(deps: Deps) -> UserService:
     return UserService(deps.audit, deps.hasher or PasswordHasher(), deps.clock)
 
 
-def build_logins(deps: Deps, credentials: CredentialService, totp: TotpService) -> LoginService:
+def build_second_factors(deps: Deps, totp: TotpService) -> SecondFactors:
     settings = deps.settings
     mailer = (SmtpMailer(settings.smtp_url, settings.smtp_from, ca_file=settings.smtp_ca_file or None)
               if settings.smtp_url else None)
-    second = SecondFactors(totp, mailer, deps.clock, deps.tokens, settings.totp_only == "1")
-    sealed = SealedPolicy(settings.sealed_mode == "1", dt.timedelta(days=settings.sealed_mode_grace_days))
-    return LoginService(build_users(deps), credentials, deps.audit, LoginThrottle(deps.db, deps.clock),
-                        second, sealed, deps.clock)
+    return SecondFactors(totp, mailer, deps.clock, deps.tokens, settings.totp_only == "1")
+
+
+def build_logins(deps: Deps, credentials: CredentialService, second: SecondFactors,
+                 guard: CredentialGuard) -> LoginService:
+    return LoginService(build_users(deps), credentials, deps.audit, guard, second, build_sealed(deps))
 
 
 def build_catalog(deps: Deps) -> SiteCatalog:
@@ -101,10 +120,12 @@ def create_app(deps: Deps) -> falcon.App:
     settings = deps.settings
     credentials = build_credentials(deps)
     totp = TotpService(deps.keys)
-    logins = build_logins(deps, credentials, totp)
-    step_up = StepUp(settings.require_step_up == "1", totp, deps.clock, deps.tokens)
-    accounts = AccountService(deps.audit, deps.hasher or PasswordHasher(), credentials, totp, deps.clock,
-                              settings.totp_only == "1", settings.sealed_mode == "1")
+    second, guard = build_second_factors(deps, totp), build_guard(deps)
+    logins = build_logins(deps, credentials, second, guard)
+    step_up = StepUp(settings.require_step_up == "1", totp, guard, deps.audit, deps.clock, deps.tokens)
+    accounts = AccountService(deps.audit, deps.hasher or PasswordHasher(), credentials, totp, guard,
+                              deps.clock, settings.totp_only == "1", settings.sealed_mode == "1")
+    issuer = TokenIssuer(credentials, second, build_sealed(deps))
     cookie = auth.CookiePolicy(secure=not settings.is_dev, max_age=settings.session_max_hours * 3600)
 
     app = falcon.App(
@@ -131,12 +152,12 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/api/me/password", account.Password(accounts, cookie))
     app.add_route("/api/me/totp", account.Totp(accounts, step_up, cookie))
     app.add_route("/api/me/totp/confirm", account.TotpConfirm(accounts, cookie))
-    app.add_route("/api/me/email-codes", account.EmailCodes(accounts, cookie))
+    app.add_route("/api/me/email-codes", account.EmailCodes(accounts, step_up, cookie))
     app.add_route("/api/me/sessions", account.MySessions())
     app.add_route("/api/me/sessions/{session_id:int}", account.MySession(credentials))
     app.add_route("/api/sessions/{session_id:int}", account.AnySession(credentials, step_up))
     app.add_route("/api/users", users.Users())
-    app.add_route("/api/tokens", tokens.Tokens(credentials))
+    app.add_route("/api/tokens", tokens.Tokens(issuer, step_up))
     app.add_route("/api/tokens/{token_id:int}", tokens.Token(credentials, step_up))
     app.add_route("/api/audit", audit.Audit())
     add_site_routes(app, deps, step_up)

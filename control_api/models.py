@@ -44,6 +44,7 @@ class Session(BaseModel):
     revoked_at = peewee.DateTimeField(null=True)
     source_ip = peewee.TextField()
     user_agent = peewee.TextField()
+    second_factor = peewee.TextField(null=True)  # the factor the login passed, if any
 
     class Meta:
         table_name = "sessions"

@@ -175,6 +175,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_REQUIRE_STEP_UP", "0", "0 | 1",
          "1: destructive routes need a step-up token minted from a fresh TOTP code "
          "(5 minutes, bound to the session and the action).", _choice("0", "1")),
+    Spec("FF_TOKEN_MAX_DAYS", "90", "1..3650",
+         "Longest life of an API token from its creation: checked when a token is made (API and "
+         "`weco token create`) and each time one is used, so it also caps older tokens.",
+         _int_range(1, 3650)),
     Spec("FF_SMTP_URL", "", "empty, smtp://[USER:PASS@]HOST:PORT, smtp+starttls://... or smtps://...",
          "Mail server for email one-time codes. Empty: email codes are unavailable. smtp+starttls "
          "(STARTTLS required) and smtps (implicit TLS) verify the server's certificate and name.",
@@ -247,6 +251,7 @@ class Settings:
     sealed_mode: str
     sealed_mode_grace_days: int
     require_step_up: str
+    token_max_days: int
     smtp_url: str = dataclasses.field(repr=False)
     smtp_from: str
     smtp_ca_file: str

@@ -4,6 +4,10 @@ Both are 256-bit random values; the store keeps only their SHA-256, which is eno
 for values of that entropy and means a copy of the database logs nobody in. The
 CSRF token of a session is an HMAC of the session value under a fixed label, so it
 needs no storage and is bound to exactly one session.
+
+A token lives FF_TOKEN_MAX_DAYS at most from its creation, checked at every use, so
+lowering the setting also shortens tokens made before; under sealed mode a token of
+an account without TOTP stops working when that account's grace period ends.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import hmac
 import peewee
 
 from control_api.audit.log import Actor, AuditLog
+from control_api.auth.sealed import SealedMode
 from control_api.clock import SecretTokens, SystemClock
+from control_api.errors import ApiError
 from control_api.models import ApiToken, Session, User
 
 TOKEN_PREFIX = "weco_"  # noqa: S105 (a public marker for secret scanners)
@@ -33,6 +39,15 @@ def csrf_token_for(session_value: str) -> str:
     return hmac.new(session_value.encode("utf-8"), _CSRF_LABEL, hashlib.sha256).hexdigest()
 
 
+class TokenLifetimeError(ApiError):
+    """A token was asked to live longer than FF_TOKEN_MAX_DAYS."""
+
+
+class TokenSealed(ApiError):
+    status = 403
+    title = "TOTP required"
+
+
 @dataclasses.dataclass(frozen=True)
 class Principal:
     """Who is calling: the user, and through which credential."""
@@ -41,6 +56,7 @@ class Principal:
     via: str  # "session" | "token"
     credential_id: int
     csrf_token: str | None = None
+    second_factor: str | None = None  # for a session: the factor its login passed, if any
 
 
 class CredentialService:
@@ -51,16 +67,21 @@ class CredentialService:
         tokens: SecretTokens,
         idle: dt.timedelta,
         lifetime: dt.timedelta,
+        token_lifetime: dt.timedelta,
+        sealed: SealedMode,
     ) -> None:
         self.audit = audit
         self.clock = clock
         self.tokens = tokens
         self.idle = idle
         self.lifetime = lifetime
+        self.token_lifetime = token_lifetime
+        self.sealed = sealed
 
     # -- sessions -----------------------------------------------------------------
 
-    def start_session(self, user: User, actor: Actor, metadata: dict | None = None) -> tuple[str, Session]:
+    def start_session(self, user: User, actor: Actor, metadata: dict | None = None,
+                      second_factor: str | None = None) -> tuple[str, Session]:
         value = self.tokens.token(32)
         now = self.clock.now()
         with self.audit.mutation():
@@ -72,6 +93,7 @@ class CredentialService:
                 expires_at=now + self.lifetime,
                 source_ip=actor.source_ip,
                 user_agent=actor.user_agent[:512],
+                second_factor=second_factor,
             )
             self.audit.record(actor, "auth.login", f"user:{user.id}",
                               {"session": session.id, **(metadata or {})})
@@ -91,16 +113,21 @@ class CredentialService:
             return None
         if now - session.last_seen_at >= _TOUCH_EVERY:
             Session.update(last_seen_at=now).where(Session.id == session.id).execute()
-        return Principal(session.user, "session", session.id, csrf_token_for(value))
+        return Principal(session.user, "session", session.id, csrf_token_for(value), session.second_factor)
 
-    def end_all_sessions(self, user: User, actor: Actor, reason: str) -> int:
-        """Every session of `user` ends (a password or second factor changed)."""
+    def end_all_access(self, user: User, actor: Actor, reason: str) -> None:
+        """Every session of `user` ends and every API token is revoked (a password or a
+        second factor changed, or the account was disabled)."""
+        now = self.clock.now()
         with self.audit.mutation():
-            ended = Session.update(revoked_at=self.clock.now()).where(
+            ended = Session.update(revoked_at=now).where(
                 (Session.user == user) & Session.revoked_at.is_null()).execute()
             self.audit.record(actor, "auth.sessions_ended", f"user:{user.id}",
                               {"reason": reason, "count": ended})
-        return ended
+            revoked = ApiToken.update(revoked_at=now).where(
+                (ApiToken.user == user) & ApiToken.revoked_at.is_null()).execute()
+            self.audit.record(actor, "auth.tokens_revoked", f"user:{user.id}",
+                              {"reason": reason, "count": revoked})
 
     def end_session(self, session_id: int, actor: Actor, action: str = "auth.logout") -> None:
         with self.audit.mutation():
@@ -112,9 +139,20 @@ class CredentialService:
 
     # -- API tokens ---------------------------------------------------------------
 
+    @property
+    def token_max_days(self) -> int:
+        return self.token_lifetime.days
+
     def create_token(
         self, user: User, name: str, expires_at: dt.datetime | None, actor: Actor
     ) -> tuple[str, ApiToken]:
+        """A new token; expires_at=None means the longest allowed life."""
+        now = self.clock.now()
+        longest = now + self.token_lifetime
+        if expires_at is not None and expires_at > longest:
+            raise TokenLifetimeError(
+                f"a token may live {self.token_max_days} days at most (FF_TOKEN_MAX_DAYS)")
+        expires_at = expires_at or longest
         value = TOKEN_PREFIX + self.tokens.token(32)
         try:
             with self.audit.mutation():
@@ -122,17 +160,26 @@ class CredentialService:
                     token_hash=digest(value),
                     user=user,
                     name=name,
-                    created_at=self.clock.now(),
+                    created_at=now,
                     expires_at=expires_at,
                 )
-                expires = expires_at.isoformat() + "Z" if expires_at else None
+                expires = expires_at.isoformat() + "Z"
                 self.audit.record(actor, "token.create", f"token:{token.id}",
                                   {"user": user.id, "name": name, "expires_at": expires})
         except peewee.IntegrityError:
             raise ValueError(f"this user already has a token named {name!r}") from None
         return value, token
 
+    def token_expiry(self, token: ApiToken) -> dt.datetime:
+        """When the token stops working: its own expiry, or FF_TOKEN_MAX_DAYS after its
+        creation if that comes first (older tokens may have been made longer)."""
+        longest = token.created_at + self.token_lifetime
+        return min(token.expires_at, longest) if token.expires_at else longest
+
     def token_principal(self, value: str) -> Principal | None:
+        """The caller of a live token, or None; TokenSealed under sealed mode past the
+        grace period for an account without TOTP (the caller holds the token: telling it
+        why is safe, and tells its owner what to do)."""
         token = (
             ApiToken.select(ApiToken, User)
             .join(User)
@@ -142,8 +189,12 @@ class CredentialService:
         now = self.clock.now()
         if token is None or token.revoked_at is not None or token.user.disabled_at:
             return None
-        if token.expires_at is not None and now >= token.expires_at:
+        if now >= self.token_expiry(token):
             return None
+        deadline = self.sealed.refuses_token_of(token.user)
+        if deadline is not None:
+            raise TokenSealed(f"sealed mode: API tokens of accounts without TOTP stopped working at "
+                              f"{deadline.isoformat()}Z; enrol TOTP, then make a new token")
         if token.last_used_at is None or now - token.last_used_at >= _TOUCH_EVERY:
             ApiToken.update(last_used_at=now).where(ApiToken.id == token.id).execute()
         return Principal(token.user, "token", token.id)

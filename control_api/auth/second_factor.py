@@ -79,11 +79,17 @@ class SecondFactors:
         except MailError as exc:
             raise SecondFactorError(str(exc)) from None
 
+    def reserve(self, challenge: LoginChallenge) -> bool:
+        """Take one of the challenge's tries, atomically, before any code is checked: of
+        any number of concurrent answers (on any worker) at most CHALLENGE_ATTEMPTS win."""
+        taken = LoginChallenge.update(attempts=LoginChallenge.attempts + 1).where(
+            (LoginChallenge.id == challenge.id) & (LoginChallenge.attempts < CHALLENGE_ATTEMPTS)
+            & LoginChallenge.used_at.is_null() & (LoginChallenge.expires_at > self.clock.now())).execute()
+        return taken == 1
+
     def answer(self, challenge: LoginChallenge, method: str, code: str) -> bool:
-        """Check one answer; every try counts against the challenge, the right one ends it."""
+        """Check one answer, whose try `reserve` took; the right one ends the challenge."""
         now = self.clock.now()
-        LoginChallenge.update(attempts=LoginChallenge.attempts + 1).where(
-            LoginChallenge.id == challenge.id).execute()
         user = challenge.user
         if method == "totp":
             ok = self.totp.check(user, code, unix_seconds(now))

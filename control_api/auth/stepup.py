@@ -1,5 +1,6 @@
 """Step-up for destructive routes (FF_REQUIRE_STEP_UP=1): a token minted from a fresh
-TOTP code, valid 5 minutes, bound to the user, the session and one scope."""
+TOTP code, valid 5 minutes, bound to the user, the session and one scope. The code is
+a credential check like any other: throttled, and audited whether right or wrong."""
 
 from __future__ import annotations
 
@@ -7,29 +8,48 @@ import datetime as dt
 
 import falcon
 
+from control_api.audit.log import Actor, AuditLog
 from control_api.auth.credentials import Principal, digest
+from control_api.auth.guard import Check, CredentialGuard
 from control_api.auth.totp import TotpService
+from control_api.auth.users import email_key
 from control_api.clock import SecretTokens, SystemClock, unix_seconds
+from control_api.errors import ApiError
 from control_api.models import StepUpToken
 
 LIFETIME = dt.timedelta(minutes=5)
 HEADER = "X-Step-Up-Token"
-SCOPES = ("token.revoke", "session.revoke", "2fa.remove", "site.delete", "host.delete")
+SCOPES = ("token.create", "token.revoke", "session.revoke", "2fa.remove", "site.delete", "host.delete")
+
+
+class StepUpRefused(ApiError):
+    status = 403
+    title = "Step-up refused"
 
 
 class StepUp:
-    def __init__(self, required: bool, totp: TotpService, clock: SystemClock, tokens: SecretTokens) -> None:
-        self.required, self.totp, self.clock, self.tokens = required, totp, clock, tokens
+    def __init__(self, required: bool, totp: TotpService, guard: CredentialGuard, audit: AuditLog,
+                 clock: SystemClock, tokens: SecretTokens) -> None:
+        self.required, self.totp, self.guard, self.audit = required, totp, guard, audit
+        self.clock, self.tokens = clock, tokens
 
-    def mint(self, principal: Principal, scope: str, code: str) -> tuple[str, dt.datetime] | None:
+    def mint(self, principal: Principal, scope: str, code: str, actor: Actor) -> tuple[str, dt.datetime]:
+        """A step-up token for `scope`, or StepUpRefused / TooManyAttempts."""
+        user = principal.user
         if principal.via != "session" or scope not in SCOPES:
-            return None
+            raise StepUpRefused("step-up needs a cookie session and one of the scopes: " + ", ".join(SCOPES))
+        if self.totp.credential(user) is None:
+            raise StepUpRefused("step-up needs TOTP: enrol it at POST /api/me/totp")
+        check = Check("step_up", email_key(user.email), f"user:{user.id}")
         now = self.clock.now()
-        if not self.totp.check(principal.user, code, unix_seconds(now)):
-            return None
+        if not self.guard.run(check, actor, lambda: self.totp.check(user, code, unix_seconds(now)),
+                              proves_account=True, metadata={"scope": scope}):
+            raise StepUpRefused("the code is not right")
         value = self.tokens.token(32)
-        StepUpToken.create(token_hash=digest(value), user=principal.user, session=principal.credential_id,
-                           scope=scope, expires_at=now + LIFETIME)
+        with self.audit.mutation():
+            token = StepUpToken.create(token_hash=digest(value), user=user, session=principal.credential_id,
+                                       scope=scope, expires_at=now + LIFETIME)
+            self.audit.record(actor, "auth.step_up", f"user:{user.id}", {"scope": scope, "step_up": token.id})
         return value, now + LIFETIME
 
     def check(self, req: falcon.Request, scope: str) -> None:

@@ -1,13 +1,17 @@
-"""Login throttling: a per-IP limit and a per-account lockout, decided before any
-bcrypt work, in the store so that every gunicorn worker and every restart sees the
-same counts.
+"""Credential-check throttling: a per-address limit and a per-account lockout, decided
+before any bcrypt or TOTP work, in the store so that every gunicorn worker and every
+restart sees the same counts.
 
-- Per IP: at most IP_LIMIT attempts per IP_WINDOW (fixed window), whatever their
-  outcome.
-- Per account: each attempt is reserved before the password is checked, so at most
-  ACCOUNT_LIMIT passwords are tried concurrently or in a row; the failure that
-  reaches the limit locks the account for LOCK_SECONDS. Unknown emails are counted
-  and locked exactly like real accounts, so the answers reveal nothing.
+- Per address: at most ADDRESS_LIMIT failed or unfinished checks per ADDRESS_WINDOW
+  (fixed window). A check reserves its slot before it runs and gives it back only if
+  it succeeded, so a client can never get more guesses than the limit, while people
+  behind one NAT who type their credentials right are not throttled by each other.
+  IPv4 clients are keyed by address; IPv6 clients by their /64, the smallest block a
+  site is normally given, so one host cannot rotate through its own addresses.
+- Per account: each check is reserved before it runs, so at most ACCOUNT_LIMIT are
+  tried concurrently or in a row; the failure that reaches the limit locks the
+  account for LOCK_SECONDS. Unknown emails are counted and locked exactly like real
+  accounts, so the answers reveal nothing.
 
 Each count moves in one atomic INSERT .. ON CONFLICT DO UPDATE .. RETURNING
 statement (SQLite 3.35+ and PostgreSQL alike).
@@ -16,18 +20,33 @@ statement (SQLite 3.35+ and PostgreSQL alike).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 import peewee
 
 from control_api.clock import SystemClock, unix_seconds
 
-IP_LIMIT, IP_WINDOW = 10, 15 * 60
+ADDRESS_LIMIT, ADDRESS_WINDOW = 10, 15 * 60
 ACCOUNT_LIMIT, LOCK_SECONDS = 5, 15 * 60
+IPV6_PREFIX = 64
+
+
+def address_key(address: str) -> str:
+    """What the per-address limit counts: an IPv4 address, or an IPv6 address's /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False))
+    return str(ip)
 
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
-    reason: str  # "ip" | "account"
+    reason: str  # "address" | "account"
     retry_after: int
 
 
@@ -51,12 +70,22 @@ class LoginThrottle:
             return self.db.execute_sql(self._count, (kind, key, now, now - window, now - window, now)
                                        ).fetchone()
 
-    def admit(self, ip: str, account: str) -> Refusal | None:
-        """Count this attempt; a Refusal if it must not reach the password check."""
+    def _give_back(self, kind: str, key: str) -> None:
+        p = self.db.param
+        with self.db.atomic():
+            self.db.execute_sql(f"UPDATE auth_throttle SET attempts = attempts - 1 "
+                                f"WHERE kind = {p} AND key = {p} AND attempts > 0", (kind, key))
+
+    def admit(self, address: str, account: str, lock: bool = True) -> Refusal | None:
+        """Reserve this check; a Refusal if it must not run. `address` is an address_key.
+        With lock=False the check is not counted against the account (whose lock, if
+        any, still applies): see CredentialGuard on the break-glass account."""
         now = unix_seconds(self.clock.now())
-        attempts, start, _ = self._bump("ip", ip, IP_WINDOW)
-        if attempts > IP_LIMIT:
-            return Refusal("ip", max(1, int(start + IP_WINDOW - now)))
+        attempts, start, _ = self._bump("ip", address, ADDRESS_WINDOW)
+        if attempts > ADDRESS_LIMIT:
+            return Refusal("address", max(1, int(start + ADDRESS_WINDOW - now)))
+        if not lock:
+            return self.locked(account)
         attempts, _, locked_until = self._bump("account", account, LOCK_SECONDS)
         if locked_until is not None and locked_until > now:
             return Refusal("account", max(1, int(locked_until - now)))
@@ -65,7 +94,7 @@ class LoginThrottle:
         return None
 
     def failed(self, account: str) -> bool:
-        """After a wrong password: lock the account if this was the last allowed try."""
+        """After a failed check: lock the account if this was the last allowed try."""
         now = unix_seconds(self.clock.now())
         p = self.db.param
         with self.db.atomic():
@@ -87,18 +116,15 @@ class LoginThrottle:
         return None
 
     def release(self, account: str) -> None:
-        """Give back this attempt's reservation: the password was right, a code is pending."""
-        p = self.db.param
-        with self.db.atomic():
-            self.db.execute_sql(f"UPDATE auth_throttle SET attempts = attempts - 1 "
-                                f"WHERE kind = 'account' AND key = {p} AND attempts > 0", (account,))
+        """Give back the account reservation of a check that did not fail."""
+        self._give_back("account", account)
 
-    def code_failed(self, account: str) -> bool:
-        """A wrong second-factor code counts as a failed attempt; True if it locked."""
-        self._bump("account", account, LOCK_SECONDS)
-        return self.failed(account)
+    def release_address(self, address: str) -> None:
+        """Give back the address reservation of a check that succeeded."""
+        self._give_back("ip", address)
 
     def succeeded(self, account: str) -> None:
+        """Clear the account's failures (a login or a code proved the account's holder)."""
         p = self.db.param
         with self.db.atomic():
             self.db.execute_sql(f"DELETE FROM auth_throttle WHERE kind = 'account' AND key = {p}",

@@ -7,6 +7,7 @@ import re
 import peewee
 
 from control_api.audit.log import Actor, AuditLog
+from control_api.auth.credentials import CredentialService
 from control_api.auth.passwords import PasswordHasher, check_strength
 from control_api.clock import SystemClock
 from control_api.models import ROLES, User
@@ -61,6 +62,16 @@ class UserService:
         except peewee.IntegrityError:
             raise UserError("a user with this email already exists") from None
         return user
+
+    def disable(self, user: User, actor: Actor, credentials: CredentialService) -> None:
+        """Disable the account: it cannot log in, and its sessions and tokens end with it
+        (revoked, so re-enabling the account would not bring them back)."""
+        if user.disabled_at is not None:
+            raise UserError("this account is already disabled")
+        with self.audit.mutation():
+            User.update(disabled_at=self.clock.now()).where(User.id == user.id).execute()
+            self.audit.record(actor, "user.disable", f"user:{user.id}", {"email": user.email})
+            credentials.end_all_access(user, actor, "account disabled")
 
     def authenticate(self, email: str, password: str) -> User | None:
         """The active user whose password this is, or None; same cost either way."""

@@ -32,22 +32,35 @@ def cmd_user_create(settings: Settings, args) -> None:
         print(f"password (shown once, store it now): {password}")
 
 
-def cmd_token_create(settings: Settings, args) -> None:
+def cmd_user_disable(settings: Settings, args) -> None:
     deps = open_deps(settings)
     user = find_by_email(args.email)
     if user is None:
         raise CommandError(f"no user with email {args.email}")
-    expires = None
-    if args.expires_days is not None:
-        if not 1 <= args.expires_days <= 3650:
-            raise CommandError("--expires-days must be between 1 and 3650")
-        expires = deps.clock.now() + dt.timedelta(days=args.expires_days)
+    try:
+        build_users(deps).disable(user, cli_actor(), build_credentials(deps))
+    except UserError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"disabled {user.email} (id {user.id}); its sessions ended and its API tokens were revoked")
+
+
+def cmd_token_create(settings: Settings, args) -> None:
+    # The operator on the machine: no session or second factor asked, but the same
+    # longest life as tokens minted through the API.
+    deps = open_deps(settings)
+    user = find_by_email(args.email)
+    if user is None:
+        raise CommandError(f"no user with email {args.email}")
+    longest = settings.token_max_days
+    days = longest if args.expires_days is None else args.expires_days
+    if not 1 <= days <= longest:
+        raise CommandError(f"--expires-days must be between 1 and {longest} (FF_TOKEN_MAX_DAYS)")
+    expires = deps.clock.now() + dt.timedelta(days=days)
     try:
         value, token = build_credentials(deps).create_token(user, args.name, expires, cli_actor())
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    print(f"created token {token.id} {token.name!r} for {user.email}"
-          + (f", expires {expires.isoformat()}Z" if expires else ""))
+    print(f"created token {token.id} {token.name!r} for {user.email}, expires {expires.isoformat()}Z")
     print(f"token (shown once, store it now): {value}")
 
 
@@ -59,11 +72,11 @@ def cmd_token_revoke(settings: Settings, args) -> None:
 
 
 def cmd_token_list(settings: Settings, args) -> None:
-    open_deps(settings)
+    credentials = build_credentials(open_deps(settings))
     for token in ApiToken.select().order_by(ApiToken.id):
         state = "revoked" if token.revoked_at else "active"
         print(f"{token.id}\t{token.user.email}\t{token.name}\t{state}\t"
-              f"expires={token.expires_at or 'never'}\tlast_used={token.last_used_at or 'never'}")
+              f"expires={credentials.token_expiry(token)}\tlast_used={token.last_used_at or 'never'}")
 
 
 def cmd_break_glass_create(settings: Settings, args) -> None:
@@ -96,11 +109,14 @@ def register(groups) -> None:
     create.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of stdin instead of generating one")
     create.set_defaults(fn=cmd_user_create)
+    disable = user.add_parser("disable", help="disable an account: its sessions end, its tokens are revoked")
+    disable.add_argument("--email", required=True)
+    disable.set_defaults(fn=cmd_user_disable)
     token = groups.add_parser("token", help="API tokens for scripts").add_subparsers(required=True)
     tcreate = token.add_parser("create", help="create a token; printed once")
     tcreate.add_argument("--email", required=True)
     tcreate.add_argument("--name", required=True)
-    tcreate.add_argument("--expires-days", type=int)
+    tcreate.add_argument("--expires-days", type=int, help="at most FF_TOKEN_MAX_DAYS, the default")
     tcreate.set_defaults(fn=cmd_token_create)
     trevoke = token.add_parser("revoke", help="revoke a token by id")
     trevoke.add_argument("--id", type=int, required=True)

@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import falcon
 
-from control_api.auth.account import AccountError, AccountService
+from control_api.auth.account import AccountService
 from control_api.auth.credentials import CredentialService
 from control_api.auth.stepup import StepUp
 from control_api.authz import authenticated, destructive, superadmin
 from control_api.body import read_json, require_str
 from control_api.models import Session
 from control_api.resources.common import actor_of
-
-
-def _account_errors(call):
-    try:
-        return call()
-    except AccountError as exc:
-        raise falcon.HTTPError(falcon.code_to_http_status(exc.status), title="Refused",
-                               description=str(exc)) from None
 
 
 class Password:
@@ -30,8 +22,7 @@ class Password:
     def on_post(self, req, resp) -> None:
         data = read_json(req)
         current, new = require_str(data, "current_password", 4096), require_str(data, "new_password", 4096)
-        _account_errors(lambda: self.accounts.change_password(req.context.principal.user, current, new,
-                                                              actor_of(req)))
+        self.accounts.change_password(req.context.principal.user, current, new, actor_of(req))
         self.cookie.clear(resp)
         resp.status = falcon.HTTP_204
 
@@ -43,8 +34,7 @@ class Totp:
     @authenticated
     def on_post(self, req, resp) -> None:
         password = require_str(read_json(req), "password", 4096)
-        seed, uri = _account_errors(lambda: self.accounts.begin_totp(req.context.principal.user, password,
-                                                                     actor_of(req)))
+        seed, uri = self.accounts.begin_totp(req.context.principal.user, password, actor_of(req))
         resp.status = falcon.HTTP_201
         resp.media = {"secret": seed, "otpauth_uri": uri}
 
@@ -53,8 +43,7 @@ class Totp:
     def on_delete(self, req, resp) -> None:
         data = read_json(req)
         password, code = require_str(data, "password", 4096), require_str(data, "code", 10)
-        _account_errors(lambda: self.accounts.remove_totp(req.context.principal.user, password, code,
-                                                          actor_of(req)))
+        self.accounts.remove_totp(req.context.principal.user, password, code, actor_of(req))
         self.cookie.clear(resp)
         resp.status = falcon.HTTP_204
 
@@ -66,20 +55,18 @@ class TotpConfirm:
     @authenticated
     def on_post(self, req, resp) -> None:
         code = require_str(read_json(req), "code", 10)
-        codes = _account_errors(lambda: self.accounts.confirm_totp(req.context.principal.user, code,
-                                                                   actor_of(req)))
+        codes = self.accounts.confirm_totp(req.context.principal.user, code, actor_of(req))
         self.cookie.clear(resp)  # every session ended: log in again, with TOTP
         resp.media = {"recovery_codes": codes}
 
 
 class EmailCodes:
-    def __init__(self, accounts: AccountService, cookie) -> None:
-        self.accounts, self.cookie = accounts, cookie
+    def __init__(self, accounts: AccountService, step_up: StepUp, cookie) -> None:
+        self.accounts, self.step_up, self.cookie = accounts, step_up, cookie
 
     def _set(self, req, resp, enabled: bool) -> None:
         password = require_str(read_json(req), "password", 4096)
-        _account_errors(lambda: self.accounts.set_email_codes(req.context.principal.user, password, enabled,
-                                                              actor_of(req)))
+        self.accounts.set_email_codes(req.context.principal.user, password, enabled, actor_of(req))
         self.cookie.clear(resp)
         resp.status = falcon.HTTP_204
 
@@ -88,6 +75,7 @@ class EmailCodes:
         self._set(req, resp, True)
 
     @authenticated
+    @destructive("2fa.remove")
     def on_delete(self, req, resp) -> None:
         self._set(req, resp, False)
 
@@ -144,10 +132,6 @@ class StepUpTokens:
     def on_post(self, req, resp) -> None:
         data = read_json(req)
         scope, code = require_str(data, "scope", 40), require_str(data, "code", 10)
-        minted = self.step_up.mint(req.context.principal, scope, code)
-        if minted is None:
-            raise falcon.HTTPForbidden(title="Step-up refused",
-                                       description="a cookie session, a known scope and a fresh TOTP code "
-                                                   "are needed")
+        minted = self.step_up.mint(req.context.principal, scope, code, actor_of(req))
         resp.status = falcon.HTTP_201
         resp.media = {"step_up_token": minted[0], "scope": scope, "expires_at": minted[1].isoformat() + "Z"}

@@ -5,13 +5,7 @@ from __future__ import annotations
 import falcon
 
 from control_api.auth.credentials import csrf_token_for
-from control_api.auth.login import (
-    LoginFailed,
-    LoginResult,
-    LoginService,
-    LoginThrottled,
-    SealedModeRefused,
-)
+from control_api.auth.login import LoginFailed, LoginResult, LoginService, SealedModeRefused
 from control_api.auth.second_factor import SecondFactorError
 from control_api.authz import authenticated, public
 from control_api.body import read_json, require_str
@@ -44,17 +38,12 @@ class CookiePolicy:
 
 
 def _refusals(call):
-    """Run a login step, turning its refusals into the HTTP answers they deserve."""
+    """Run a login step, turning its refusals into the HTTP answers they deserve (a
+    throttled attempt is an ApiError, answered 429 by the error handler)."""
     try:
         return call()
     except LoginFailed:
         raise login_failed() from None
-    except LoginThrottled as throttled:
-        # The same answer for an address over its limit and a locked account, known or not.
-        raise falcon.HTTPTooManyRequests(
-            title="Too many attempts",
-            description=f"too many login attempts; try again in {throttled.retry_after} seconds",
-            retry_after=throttled.retry_after) from None
     except SealedModeRefused as refused:
         raise falcon.HTTPForbidden(
             title="TOTP required",

@@ -2,50 +2,44 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import falcon
 
 from control_api.auth.credentials import CredentialService
 from control_api.auth.stepup import StepUp
+from control_api.auth.token_issuer import TokenIssuer
 from control_api.authz import authenticated, destructive
 from control_api.body import read_json, require_str
 from control_api.models import ApiToken
-from control_api.resources.common import actor_of, iso
+from control_api.resources.common import actor_of, invalid, iso
 
 
-def token_json(token: ApiToken) -> dict:
+def token_json(token: ApiToken, credentials: CredentialService) -> dict:
     return {"id": token.id, "name": token.name, "created_at": iso(token.created_at),
-            "expires_at": iso(token.expires_at), "revoked": token.revoked_at is not None,
+            "expires_at": iso(credentials.token_expiry(token)), "revoked": token.revoked_at is not None,
             "last_used_at": iso(token.last_used_at)}
 
 
 class Tokens:
-    def __init__(self, credentials: CredentialService) -> None:
-        self.credentials = credentials
+    def __init__(self, issuer: TokenIssuer, step_up: StepUp) -> None:
+        self.issuer, self.step_up = issuer, step_up
 
     @authenticated
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         user = req.context.principal.user
         tokens = ApiToken.select().where(ApiToken.user == user).order_by(ApiToken.id)
-        resp.media = {"tokens": [token_json(t) for t in tokens]}
+        resp.media = {"tokens": [token_json(t, self.issuer.credentials) for t in tokens]}
 
     @authenticated
+    @destructive("token.create")  # not destructive, but a new credential: step-up when required
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_json(req)
         name = require_str(data, "name", 100)
-        days = data.get("expires_days", 90)
-        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650:
-            raise falcon.HTTPBadRequest(title="Invalid request",
-                                        description="'expires_days' must be an integer from 1 to 3650")
-        expires = self.credentials.clock.now() + dt.timedelta(days=days)
-        try:
-            value, token = self.credentials.create_token(req.context.principal.user, name, expires,
-                                                         actor_of(req))
-        except ValueError as exc:
-            raise falcon.HTTPConflict(title="Token name taken", description=str(exc)) from None
+        days = data.get("expires_days")
+        if days is not None and (not isinstance(days, int) or isinstance(days, bool)):
+            raise invalid("'expires_days' must be an integer")
+        value, token = self.issuer.mint(req.context.principal, name, days, actor_of(req))
         resp.status = falcon.HTTP_201
-        resp.media = {"token": token_json(token), "value": value}
+        resp.media = {"token": token_json(token, self.issuer.credentials), "value": value}
 
 
 class Token:

@@ -28,18 +28,22 @@ def _weco(env, *args):
 def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_path):
     env = {"PATH": os.environ["PATH"], **env}
     assert _weco(env, "db", "upgrade").returncode == 0
-    _weco(env, "user", "create", "--email", "ops@example.test", "--role", "admin")
-    made = _weco(env, "token", "create", "--email", "ops@example.test", "--name", "load")
-    token = re.search(r"store it now\): (\S+)", made.stdout).group(1)
+    made = _weco(env, "user", "create", "--email", "ops@example.test", "--role", "admin")
+    password = re.search(r"store it now\): (\S+)", made.stdout).group(1)
 
     server = WecoServer(env, threads=1).start()  # one request per process: both must serve
     base = server.base
     try:
         failures = []
+        # API tokens are minted from a login session (its cookie and CSRF token).
+        credentials = {"email": "ops@example.test", "password": password}
+        login = requests.post(f"{base}/api/auth/login", json=credentials, timeout=30)
+        cookies, csrf = login.cookies, login.json()["csrf_token"]
 
         def writer(number: int) -> None:
             with requests.Session() as session:
-                session.headers["Authorization"] = f"Bearer {token}"
+                session.cookies.update(cookies)
+                session.headers["X-CSRF-Token"] = csrf
                 for i in range(EACH):
                     result = session.post(f"{base}/api/tokens", json={"name": f"w{number}-{i}"}, timeout=30)
                     if result.status_code != 201:
@@ -65,8 +69,8 @@ def test_sixteen_writers_two_gunicorn_workers_one_chain(env, database_url, tmp_p
     pub = str(tmp_path / "var" / "audit" / "witness.pub")
     verified = _weco(env, "audit", "verify", "--witness-pub", pub)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    # db.upgrade + user.create + token.create (CLI), the master key registered when
-    # `weco serve` first loads it, and every API token creation.
+    # db.upgrade + user.create (CLI), the master key registered when `weco serve`
+    # first loads it, the login, and every API token creation.
     expected = 4 + WRITERS * EACH
     assert f"rows verified: {expected} (row 1 at" in verified.stdout
     db = open_database(database_url)

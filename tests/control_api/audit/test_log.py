@@ -68,11 +68,14 @@ def _refuse_audit_inserts(db) -> None:
 
 
 def test_no_mutation_when_the_event_cannot_be_written_and_the_api_says_503(deps, client, admin):
-    value, _ = build_credentials(deps).create_token(admin, "first", None, ACTOR)
+    build_credentials(deps).create_token(admin, "first", None, ACTOR)
     tokens_before = ApiToken.select().count()
+    # API tokens are minted from a login session.
+    ok = client.simulate_post("/api/auth/login", json={"email": "admin@example.test", "password": PASSWORD})
+    cookie = ok.cookies["weco_session"].value
+    session = {"Cookie": f"weco_session={cookie}", "X-CSRF-Token": ok.json["csrf_token"]}
     _refuse_audit_inserts(deps.db)
-    result = client.simulate_post("/api/tokens", json={"name": "second"},
-                                  headers={"Authorization": f"Bearer {value}"})
+    result = client.simulate_post("/api/tokens", json={"name": "second"}, headers=session)
     assert result.status_code == 503
     assert result.json == {"title": "Audit log unavailable", "description":
                            "the action could not be audited, so nothing was changed; try again shortly"}

@@ -80,7 +80,8 @@ def enrolled(client, clock, admin):
     seed, codes = enrol(client, clock, headers)
     # Enrolling ended every session, this one too.
     assert client.simulate_get("/api/me", headers=headers).status_code == 401
-    clock.advance(seconds=30)
+    # Past the throttle window of the wrong password above, which counted as a failure.
+    clock.advance(minutes=15)
     return seed, codes
 
 
@@ -256,7 +257,12 @@ def test_step_up_is_scoped_and_expires(env, db, clock, fast_hasher, admin):
     clock.advance(seconds=30)
     done = second(client, login(client).json["challenge"], "totp", now_code(clock, seed))
     headers = cookie_of(done)
-    token = client.simulate_post("/api/tokens", json={"name": "ci"}, headers=headers).json["token"]["id"]
+    clock.advance(seconds=30)
+    minting = client.simulate_post("/api/auth/step-up", json={"scope": "token.create",
+                                                              "code": now_code(clock, seed)}, headers=headers)
+    created = client.simulate_post("/api/tokens", json={"name": "ci"},
+                                   headers={**headers, "X-Step-Up-Token": minting.json["step_up_token"]})
+    token = created.json["token"]["id"]
     refused = client.simulate_delete(f"/api/tokens/{token}", headers=headers)
     assert refused.status_code == 403 and refused.json["title"] == "Step-up required"
     clock.advance(seconds=30)
@@ -362,6 +368,8 @@ def test_destructive_routes_declare_their_step_up_scope(app):
     assert scopes["DELETE /api/tokens/{token_id:int}"] == "token.revoke"
     assert scopes["DELETE /api/sessions/{session_id:int}"] == "session.revoke"
     assert scopes["DELETE /api/me/totp"] == "2fa.remove"
+    assert scopes["DELETE /api/me/email-codes"] == "2fa.remove"
+    assert scopes["POST /api/tokens"] == "token.create"
     assert scopes["DELETE /api/sites/{slug}"] == "site.delete"
     assert scopes["DELETE /api/hosts/{host_id:int}"] == "host.delete"
     # A scope no step-up token can be minted for would make its route unusable.

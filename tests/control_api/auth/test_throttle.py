@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import falcon.testing
 import pytest
 
 from control_api.app import build_deps, create_app
 from control_api.auth.passwords import PasswordHasher
+from control_api.auth.totp import TotpService
 from control_api.models import AuditEvent
 from control_api.settings import load_settings
-from tests.conftest import PASSWORD
+from tests.conftest import ACTOR, PASSWORD
+from tests.control_api.auth.test_second_factor import now_code, second
 
 
 class CountingHasher(PasswordHasher):
@@ -110,3 +114,73 @@ def test_bad_trusted_proxies_setting_stops_start_up():
 
     with pytest.raises(SettingsError, match=r"FF_TRUSTED_PROXIES='10\.0\.0\.0/33' is not allowed"):
         load_settings({"FF_TRUSTED_PROXIES": "10.0.0.0/33"})
+
+
+# -- the break-glass account stays reachable (#11 item 8) -------------------------------------------
+
+
+def test_whoever_lacks_the_envelope_cannot_lock_the_break_glass_account(client, deps, users, clock):
+    glass = users.create("break-glass@weco.invalid", "superadmin", PASSWORD, ACTOR, break_glass=True)
+    totp = TotpService(deps.keys)
+    seed, _ = totp.begin(glass, clock.now())
+    totp.confirm(glass, clock.now())
+    email = "break-glass@weco.invalid"
+    for ip in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        answers = [attempt(client, email=email, ip=ip).status_code for _ in range(11)]
+        assert answers == [401] * 10 + [429]  # the per-address limit still throttles each address
+    assert actions("auth.lockout") == 0
+    failed = AuditEvent.select().where(AuditEvent.action == "auth.login_failed")
+    assert failed.count() == 30 and all('"severity":"critical"' in row.event_json for row in failed)
+    # The envelope's holder, from anywhere else, gets in at once.
+    first = attempt(client, email=email, password=PASSWORD, ip="203.0.113.5")
+    assert first.status_code == 200 and first.json["second_factor_required"]
+    clock.advance(seconds=30)
+    assert second(client, first.json["challenge"], "totp", now_code(clock, seed)).status_code == 200
+
+
+def test_wrong_codes_still_lock_the_break_glass_account(client, deps, users, clock):
+    glass = users.create("break-glass@weco.invalid", "superadmin", PASSWORD, ACTOR, break_glass=True)
+    TotpService(deps.keys).begin(glass, clock.now())
+    TotpService(deps.keys).confirm(glass, clock.now())
+    # Guessing codes needs the password, that is, the envelope: those failures do lock.
+    for _ in range(5):
+        challenge = attempt(client, email=glass.email, password=PASSWORD, ip="203.0.113.5").json["challenge"]
+        assert second(client, challenge, "totp", "000000").status_code == 401
+    assert actions("auth.lockout") == 1
+    assert attempt(client, email=glass.email, password=PASSWORD, ip="203.0.113.6").status_code == 429
+
+
+# -- throttled attempts: one audit event per address and window, with its count ----------------------
+
+
+def test_a_thousand_throttled_attempts_add_a_bounded_number_of_rows_and_keep_the_count(client, admin, clock):
+    before = AuditEvent.select().count()
+    answers = [attempt(client, email=f"spray{n % 37}@example.test").status_code for n in range(1010)]
+    assert answers.count(401) == 10 and answers.count(429) == 1000
+    added = AuditEvent.select().count() - before
+    assert added <= 12  # ten failed logins (each checked a password), one throttling event, no more
+    assert actions("auth.login_throttled") == 1
+    # The window's count is written once the window is over, at the next credential check.
+    clock.advance(minutes=15)
+    assert attempt(client, ip="203.0.113.50").status_code == 401
+    closed = AuditEvent.get(AuditEvent.action == "auth.throttle_window_closed")
+    event = json.loads(closed.event_json)
+    assert closed.target == "address:198.51.100.1"
+    assert event["metadata"]["refused"] == 1000 and event["metadata"]["by_limit"] == {"address": 1000,
+                                                                                       "account": 0}
+    clock.advance(minutes=15)
+    attempt(client, ip="203.0.113.51")
+    assert actions("auth.throttle_window_closed") == 1  # written exactly once
+
+
+def test_ipv6_clients_share_the_budget_of_their_64(client, admin):
+    answers = [attempt(client, email=f"v6-{n}@example.test", ip=f"2001:db8:1:2::{n + 1:x}").status_code
+               for n in range(10)]
+    assert answers == [401] * 10
+    assert attempt(client, email="x@example.test", ip="2001:db8:1:2:ffff:1:2:3").status_code == 429
+    assert attempt(client, email="x@example.test", ip="2001:db8:1:3::1").status_code == 401
+    # IPv4 stays per address.
+    for n in range(10):
+        attempt(client, email=f"v4-{n}@example.test", ip="192.0.2.1")
+    assert attempt(client, email="y@example.test", ip="192.0.2.1").status_code == 429
+    assert attempt(client, email="y@example.test", ip="192.0.2.2").status_code == 401

@@ -21,6 +21,14 @@ def root_token(deps, superadmin):
     return value
 
 
+@pytest.fixture
+def root_session(client, superadmin):
+    """A superadmin's cookie session: API tokens are minted from a login, not from a token."""
+    ok = client.simulate_post("/api/auth/login", json={"email": "root@example.test", "password": PASSWORD})
+    cookie = ok.cookies["weco_session"].value
+    return {"Cookie": f"weco_session={cookie}", "X-CSRF-Token": ok.json["csrf_token"]}
+
+
 def events(action: str | None = None) -> list[dict]:
     import json
 
@@ -52,9 +60,9 @@ def test_login_success_failure_and_logout_are_recorded_without_secrets(client, a
         assert secret not in everything
 
 
-def test_token_create_and_revoke_through_the_api_are_recorded(client, root_token, superadmin):
+def test_token_create_and_revoke_through_the_api_are_recorded(client, root_token, root_session, superadmin):
     created = client.simulate_post("/api/tokens", json={"name": "deploy", "expires_days": 7},
-                                   headers=bearer(root_token))
+                                   headers=root_session)
     assert created.status_code == 201
     token_id, value = created.json["token"]["id"], created.json["value"]
     assert client.simulate_delete(f"/api/tokens/{token_id}", headers=bearer(root_token)).status_code == 204
@@ -74,9 +82,9 @@ def test_a_user_cannot_revoke_someone_elses_token(client, deps, admin, root_toke
 
 @pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x", "expires_days": 0},
                                   {"name": "x", "expires_days": "7"}, {"name": "x", "expires_days": True}])
-def test_bad_token_requests_change_nothing(client, root_token, body):
+def test_bad_token_requests_change_nothing(client, root_session, body):
     before = AuditEvent.select().count()
-    assert client.simulate_post("/api/tokens", json=body, headers=bearer(root_token)).status_code == 400
+    assert client.simulate_post("/api/tokens", json=body, headers=root_session).status_code == 400
     assert AuditEvent.select().count() == before
 
 
