@@ -1,4 +1,7 @@
-"""`weco check security`: source checks that gate every change.
+"""`weco check security`: source checks that gate every change, and the store role.
+
+The store role: on PostgreSQL, the role FF_DATABASE_URL connects as must not be able
+to disable or bypass the audit triggers (see pgroles.py).
 
 The AAD lint: every encrypt/decrypt call in the shipped packages must bind
 associated data: `aad=` (our crypto module), `EncryptionContext=` (AWS KMS), a
@@ -10,6 +13,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import peewee
+
+from control_api import pgroles
+from control_api.db import open_database
+from control_api.settings import Settings
 
 CHECKED_PACKAGES = ("control_api", "keyproviders")
 _AAD_KEYWORDS = {"aad", "EncryptionContext"}
@@ -50,3 +59,20 @@ def check_tree(root: Path) -> list[str]:
         for path in sorted((root / package).rglob("*.py")):
             problems += aad_violations(path)
     return problems
+
+
+def check_store_role(settings: Settings) -> tuple[str | None, list[str]]:
+    """(the role FF_DATABASE_URL connects as, why it is too strong); (None, []) on SQLite,
+    which has no roles: whoever can write its file can rewrite it."""
+    url = settings.effective_database_url
+    if not url.startswith(("postgresql:", "postgres:")):
+        return None, []
+    db = open_database(url)
+    try:
+        role = db.execute_sql("SELECT current_user").fetchone()[0]
+        return role, pgroles.service_role_problems(db)
+    except peewee.DatabaseError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return None, [f"could not ask the store: {reason}"]
+    finally:
+        db.close()

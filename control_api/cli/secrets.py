@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from control_api.checks import check_tree
+from control_api.checks import check_store_role, check_tree
 from control_api.cli.common import CommandError, cli_actor, open_deps
 from control_api.crypto import master_key_id
 from control_api.masterkey import new_secret, provider_context
@@ -52,9 +52,17 @@ def cmd_check_security(settings: Settings, args) -> None:
     problems = check_tree(Path(__file__).resolve().parents[2])
     for problem in problems:
         print(problem)
-    if problems:
+    if not problems:
+        print("AAD lint: every encrypt/decrypt call binds associated data")
+    role, role_problems = check_store_role(settings)
+    for problem in role_problems:
+        print(f"store role: {problem}")
+    if role and not role_problems:
+        print(f"store role: {role} cannot disable or bypass the audit triggers")
+    elif not role and not role_problems:
+        print("store role: not checked (SQLite has no roles)")
+    if problems or role_problems:
         raise SystemExit(1)
-    print("AAD lint: every encrypt/decrypt call binds associated data")
 
 
 def register(groups) -> None:
@@ -69,4 +77,4 @@ def register(groups) -> None:
     rot.set_defaults(fn=cmd_master_rotate)
     master.add_parser("status", help="master keys the store knows").set_defaults(fn=cmd_master_status)
     check = groups.add_parser("check", help="source checks").add_subparsers(required=True)
-    check.add_parser("security", help="the AAD lint").set_defaults(fn=cmd_check_security)
+    check.add_parser("security", help="the AAD lint and the store role").set_defaults(fn=cmd_check_security)

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-from control_api import migrations
+import peewee
+
+from control_api import migrations, pgroles
 from control_api.app import build_audit_log
-from control_api.cli.common import cli_actor
+from control_api.cli.common import CommandError, cli_actor
 from control_api.clock import SystemClock
-from control_api.db import open_database
+from control_api.db import dialect, open_database
 from control_api.settings import Settings
 
 
 def cmd_db_upgrade(settings: Settings, args) -> None:
     db = open_database(settings.effective_database_url)
     clock = SystemClock()
-    # Keys first: an upgrade that could not be audited must not start.
+    # Keys and privileges first: an upgrade that could not finish must not start.
     audit = build_audit_log(settings, db, clock)
-    applied = migrations.upgrade(db, clock.now())
+    if dialect(db) == "postgresql":
+        missing = pgroles.upgrade_shortfalls(db)
+        if missing:
+            raise CommandError(f"cannot upgrade: {'; '.join(missing)}; nothing was changed")
+    actor = cli_actor()
+
+    def record(applied: list[migrations.MigrationState]) -> None:
+        audit.record(actor, "db.upgrade", "store", {"versions": [state.version for state in applied]})
+
+    try:
+        with audit.mutation():
+            applied = migrations.upgrade(db, clock.now(), record=record)
+    except peewee.DatabaseError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CommandError(f"the upgrade failed and was rolled back, nothing was changed: {reason}") from None
     for state in applied:
         print(f"applied {state.version:04d} {state.name}")
-    if applied:
-        audit.record_alone(cli_actor(), "db.upgrade", "store",
-                           {"versions": [state.version for state in applied]})
     print("store is up to date" if not applied else f"{len(applied)} migration(s) applied")
 
 

@@ -1,15 +1,17 @@
 """Versioned schema migrations, applied in order by `weco db upgrade`.
 
-Each migration module has VERSION, NAME and `up(db, dialect)`; it is applied in one
-transaction together with its row in `schema_migrations`, so a failed migration
-leaves no trace and upgrading twice changes nothing. Migrations speak SQL rather
-than the current models, because the models move on and a migration must not.
+Each migration module has VERSION, NAME and `up(db, dialect)`. One upgrade is one
+transaction: every pending migration with its row in `schema_migrations`, the grants
+to weco_app on PostgreSQL, and the caller's audit event (`record`), so a failure
+anywhere leaves no trace and upgrading twice changes nothing. Migrations speak SQL
+rather than the current models, because the models move on and a migration must not.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 import peewee
 
@@ -21,12 +23,11 @@ from control_api.migrations import (
     m0004_auth_throttle,
     m0005_second_factors,
     m0006_sites_runs,
-    m0007_credential_checks,
     m0008_audit_quarantine,
 )
 
 MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys, m0004_auth_throttle,
-              m0005_second_factors, m0006_sites_runs, m0007_credential_checks, m0008_audit_quarantine)
+              m0005_second_factors, m0006_sites_runs, m0008_audit_quarantine)
 
 # The least-privilege role the API and workers run as on PostgreSQL: it may read and
 # write the tables it needs, but never rewrite or remove audit rows.
@@ -55,17 +56,22 @@ def _applied(db: peewee.Database) -> dict[int, dt.datetime]:
     return {int(version): applied_at for version, applied_at in rows}
 
 
-def upgrade(db: peewee.Database, now: dt.datetime) -> list[MigrationState]:
-    """Apply every pending migration; return the ones applied by this call."""
+def upgrade(db: peewee.Database, now: dt.datetime,
+            record: Callable[[list[MigrationState]], None] | None = None) -> list[MigrationState]:
+    """Apply every pending migration in one transaction; return the ones applied.
+
+    `record` is called inside that transaction with what was applied (when anything
+    was), so the upgrade's audit event commits with it or the upgrade does not happen.
+    """
     kind = dialect(db)
-    with db.atomic():
-        db.execute_sql(_CREATE_LEDGER)
     done: list[MigrationState] = []
-    for migration in MIGRATIONS:
-        with db.atomic():
-            if kind == "postgresql":
-                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
-            if migration.VERSION in _applied(db):
+    with db.atomic():
+        if kind == "postgresql":
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+        db.execute_sql(_CREATE_LEDGER)
+        applied = _applied(db)
+        for migration in MIGRATIONS:
+            if migration.VERSION in applied:
                 continue
             migration.up(db, kind)
             db.execute_sql(
@@ -74,11 +80,11 @@ def upgrade(db: peewee.Database, now: dt.datetime) -> list[MigrationState]:
                 else "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.VERSION, migration.NAME, now),
             )
-        done.append(MigrationState(migration.VERSION, migration.NAME, now))
-    if kind == "postgresql":
-        with db.atomic():
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+            done.append(MigrationState(migration.VERSION, migration.NAME, now))
+        if kind == "postgresql":
             grant_app_role(db)
+        if done and record is not None:
+            record(done)
     return done
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+
+import pytest
 
 from control_api import migrations
 from control_api.db import open_database
@@ -52,3 +55,31 @@ def test_readyz_reports_pending_migrations(database_url, tmp_path, fast_hasher, 
     assert "pending" in behind.json["description"]
     migrations.upgrade(db, clock.now())
     assert client.simulate_get("/readyz").json == {"status": "ready"}
+
+
+def test_an_upgrade_and_its_audit_event_commit_together_or_not_at_all(database_url, clock):
+    db = open_database(database_url)
+    seen = []
+
+    def audit_fails(applied):
+        seen.append([state.version for state in applied])
+        raise RuntimeError("the audit event could not be recorded")
+
+    with pytest.raises(RuntimeError, match="could not be recorded"):
+        migrations.upgrade(db, clock.now(), record=audit_fails)
+    # Called once, inside the transaction, with everything it applied: all rolled back.
+    assert seen == [[m.VERSION for m in migrations.MIGRATIONS]]
+    assert db.get_tables() == []
+    assert len(migrations.pending(db)) == len(migrations.MIGRATIONS)
+    db.close()
+
+
+def test_cli_upgrade_records_db_upgrade_in_the_chain(env, store):
+    from control_api.models import AuditEvent
+    from tests.conftest import run_weco
+
+    assert run_weco(env, "db", "upgrade").returncode == 0
+    events = [(e.action, json.loads(e.event_json)["metadata"]) for e in AuditEvent.select()]
+    assert events == [("db.upgrade", {"versions": [m.VERSION for m in migrations.MIGRATIONS]})]
+    assert run_weco(env, "db", "upgrade").returncode == 0
+    assert AuditEvent.select().count() == 1  # nothing applied, nothing to record
