@@ -1,19 +1,72 @@
-"""Running the app under gunicorn; each worker builds its own app and store pool."""
+"""Running the app under gunicorn; each worker builds its own app and store pool.
+
+With the embedded worker, gunicorn's master owns it too: it starts it once listening,
+restarts it if it dies, and on SIGTERM/SIGINT/SIGQUIT stops it in the same moment as
+its own workers, so a stop takes as long as the slowest of them (idle: well under a
+second), bounded by the graceful timeout.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from control_api.app import build_deps, create_app
 from control_api.db import open_database
+from control_api.embedded_worker import EmbeddedWorker
 from control_api.logs import GUNICORN_LOGCONFIG, configure_logging
 from control_api.settings import Settings
 
+# How long a stop waits for requests in flight and for the embedded worker to cancel
+# and record a run in progress; past it, what is left is killed.
+GRACEFUL_TIMEOUT = 20
+
+
+class _Arbiter(Arbiter):
+    """gunicorn's master, which also starts, restarts and stops the embedded worker,
+    all from its one loop thread (the hooks below run nowhere else)."""
+
+    def __init__(self, app: BaseApplication, embedded: EmbeddedWorker | None) -> None:
+        super().__init__(app)
+        self.embedded = embedded
+
+    def _ours(self) -> EmbeddedWorker | None:
+        # gunicorn's workers are forks of the master: they must not touch its child.
+        return self.embedded if os.getpid() == self.pid else None
+
+    def start(self) -> None:
+        super().start()
+        if self.embedded is not None:
+            self.embedded.start()
+
+    def reap_workers(self) -> None:
+        if embedded := self._ours():
+            embedded.reap()
+        super().reap_workers()
+
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        if embedded := self._ours():
+            embedded.maintain()
+
+    def stop(self, graceful: bool = True) -> None:
+        embedded = self._ours()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        if embedded:
+            embedded.stop()
+        super().stop(graceful)
+        if embedded:
+            embedded.wait(deadline)
+
 
 class _Gunicorn(BaseApplication):
-    def __init__(self, settings: Settings, options: dict) -> None:
+    def __init__(self, settings: Settings, options: dict, embedded: EmbeddedWorker | None) -> None:
         self.settings = settings
         self.options = options
+        self.embedded = embedded
         super().__init__()
 
     def load_config(self) -> None:
@@ -28,8 +81,11 @@ class _Gunicorn(BaseApplication):
         deps.audit.start_background_sealer()
         return create_app(deps)
 
+    def run(self) -> None:
+        _Arbiter(self, self.embedded).run()
 
-def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
+
+def serve(settings: Settings, bind: str, workers: int, threads: int, embedded_worker: bool = False) -> None:
     _Gunicorn(
         settings,
         {
@@ -41,11 +97,12 @@ def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
             "worker_class": "sync",
             "threads": threads,
             "timeout": 60,
-            "graceful_timeout": 20,
+            "graceful_timeout": GRACEFUL_TIMEOUT,
             "logconfig_dict": GUNICORN_LOGCONFIG,
             "accesslog": None,
             # Client addresses come from the socket; no forwarded header is trusted.
             "forwarded_allow_ips": "",
             "proc_name": "weco",
         },
+        EmbeddedWorker() if embedded_worker else None,
     ).run()
