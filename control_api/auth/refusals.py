@@ -9,13 +9,15 @@ For each address (an IPv6 /64) and fixed 15-minute window (aligned to the epoch)
    auth_throttle_refusals, in one atomic upsert, so none goes uncounted.
 2. Once the window is over, `auth.throttle_window_closed` records its final count
    (in all, and by limit). The row is deleted in the same transaction that records
-   the event, so each window's count is written exactly once, even when several
-   workers close windows at the same time. Windows are closed by the next credential
-   check after they end, from any address; until then the count is in the row.
+   the event, so no refusal is written twice or lost, even when several workers close
+   windows at the same time. (An attempt that races the window's end may land in a
+   row made after the window was closed: a second closing event for that window then
+   carries it.) Windows are closed by the next credential check after they end, from
+   any address; until then the count is in the row.
 
 So an auditor sees every throttled address at the moment it was first refused, and
-for each window exactly how many attempts were refused: the sum of `refused` over an
-address's closed-window events (plus any open row) is the number it sent.
+how many attempts were refused in each window: the sum of `refused` over an
+address's closing events (plus any open row) is the number it sent.
 """
 
 from __future__ import annotations
