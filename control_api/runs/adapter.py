@@ -28,6 +28,7 @@ from control_api.runs.reaper import PIDFILE_ENV
 _STDOUT_LIMIT = 8192
 _RESULT_LIMIT = 16384
 _FIELDS = ("play", "task", "task_action", "role", "host", "duration")
+_CANCEL_POLL_SECONDS = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +135,10 @@ class AnsibleRunnerAdapter:
             # seeds the playbook's environment with the worker's own (and
             # writes it to artifacts/command): keep only what a playbook needs.
             runner.config.env = dict(playbook_env(runner.config.env), **env)
+            # ansible-runner asks the cancel callback once per pexpect timeout (5 s by
+            # default, and its settings= argument is ignored without an env/ file): a
+            # cancel, a timeout or a stopping worker would wait that long to be seen.
+            runner.config.pexpect_timeout = _CANCEL_POLL_SECONDS
             runner.run()
         finally:
             # The inventory names agent sockets and addresses: the run's record is in the
@@ -175,5 +180,15 @@ class _Stopper:
         except (OSError, ValueError):
             return
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and _running(pid):
             time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """True while the process exists and is not a zombie: the guard is a child that
+    ansible-runner reaps only after the callback returns."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
