@@ -23,12 +23,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from control_api.audit.chain import GENESIS_MAC, ChainKey, WitnessPublic
-from control_api.audit.signatures import SignatureChecks, available_cores
+from control_api.audit.signatures import Answer, SignatureChecks, available_cores
 from control_api.models import AuditEvent
 
 _INDEXED = ("actor", "action", "target")
 _EVENT_FIELDS = ("id", "time", "actor", "action", "target")
 BAD_SIGNATURE = "witness signature does not verify"
+_BACKLOG = 64  # chunks walked past at most while an earlier one is being checked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Report:
     seconds: float = 0.0
     failure: Failure | None = None
     anchored_at_genesis: bool = True
-    workers: int = 0  # processes that checked signatures; 0: this one
+    workers: int = 0  # processes that checked signatures, when more than this one
 
     @property
     def ok(self) -> bool:
@@ -94,7 +95,7 @@ class _Chunk:
     def __init__(self) -> None:
         self.items: list[tuple[str, str, str]] = []
         self.rows: list[tuple[int, dt.datetime | str]] = []  # (seq, occurred_at)
-        self.handle = None
+        self.handle: Answer | None = None
 
 
 class Verifier:
@@ -105,10 +106,10 @@ class Verifier:
         progress: Callable[[int], None] | None = None,
         progress_every: int = 50000,
         workers: int | None = None,
-        chunk_rows: int = 250,
+        chunk_rows: int = 100,
     ) -> None:
-        """workers: processes for signature checks (default: one per available core;
-        1 or less: in this process)."""
+        """workers: processes checking signatures, this one included (default: one per
+        available core; 1: this one alone)."""
         self.witnesses = {w.key_id: w for w in witnesses}
         self.chain_keys = {k.key_id: k for k in chain_keys}
         self.progress = progress
@@ -133,7 +134,7 @@ class Verifier:
                 report.failure = self._walk(rows, vouched, report, from_genesis, checks)
             finally:
                 checks.close()
-            report.workers = self.workers if checks.started else 0
+            report.workers = checks.processes if checks.processes > 1 else 0
         if report.failure is None and vouched:
             everything = (e for entries in vouched.values() for e in entries)
             line, entry = max(everything, key=lambda e: e[1]["count"])
@@ -193,26 +194,27 @@ class Verifier:
             chunk.rows.append((seq, row["occurred_at"]))
             prev_mac, expected_seq = row["mac"], seq + 1
             if len(chunk.items) == self.chunk_rows:
-                chunk.handle = checks.submit(chunk.items, full=True)
+                chunk.handle = checks.check(chunk.items, full=True)
                 pending.append(chunk)
                 chunk = _Chunk()
-                while pending and (len(pending) > checks.in_flight or not checks.started):
-                    bad = self._settle(pending.popleft(), checks, report)
+                # Settle what is answered, in order; wait only to bound memory.
+                while pending and (pending[0].handle.ready() or len(pending) > _BACKLOG):
+                    bad = self._settle(pending.popleft(), report)
                     if bad is not None:
                         return bad
         if chunk.items:
-            chunk.handle = checks.submit(chunk.items, full=False)
+            chunk.handle = checks.check(chunk.items, full=False)
             pending.append(chunk)
         # Every row before the failing one (if any) is in these chunks: a bad signature
         # there is the first failure.
         for waiting in pending:
-            bad = self._settle(waiting, checks, report)
+            bad = self._settle(waiting, report)
             if bad is not None:
                 return bad
         return failure
 
-    def _settle(self, chunk: _Chunk, checks: SignatureChecks, report: Report) -> Failure | None:
-        bad = checks.result(chunk.handle)
+    def _settle(self, chunk: _Chunk, report: Report) -> Failure | None:
+        bad = chunk.handle.result()
         good = chunk.rows if bad is None else chunk.rows[:bad]
         if good:
             before = report.rows
