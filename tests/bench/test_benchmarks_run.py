@@ -26,6 +26,8 @@ def test_audit_append_benchmark_runs_and_both_chains_verify():
 def test_audit_verify_benchmark_runs():
     out = _bench("bench.audit_verify", "--rows", "300")
     assert re.search(r"ratio verifier/raw: \d+\.\d\d", out)
+    assert re.search(r"audit verifier, \d+ cores?: +\d+ rows/s", out)
+    assert re.search(r"ratio multi-core/raw: \d+\.\d\d", out)
 
 
 def test_login_throttle_benchmark_runs():
