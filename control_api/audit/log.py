@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -115,7 +114,7 @@ class AuditLog:
         if not self.db.in_transaction():
             raise RuntimeError("AuditLog.record must run inside AuditLog.mutation()")
         try:
-            event_json = self._event_json(actor, action, target, metadata)
+            event_json = canonical_json(self._event(actor, action, target, metadata))
             signature = self.witness.sign_event(event_json)
             # Plain SQL (built from constants only): this runs in every mutation, and
             # building it through the ORM cost as much CPU as all other audit work.
@@ -130,8 +129,8 @@ class AuditLog:
         with self.mutation():
             self.record(actor, action, target, metadata)
 
-    def _event_json(self, actor: Actor, action: str, target: str, metadata: dict | None) -> str:
-        return canonical_json({
+    def _event(self, actor: Actor, action: str, target: str, metadata: dict | None) -> dict:
+        return {
             "id": self.new_id(),
             "time": self.clock.now().isoformat(timespec="microseconds") + "Z",
             "actor": actor.id,
@@ -140,7 +139,7 @@ class AuditLog:
             "source_ip": actor.source_ip,
             "user_agent": actor.user_agent[:256],
             "metadata": metadata or {},
-        })
+        }
 
     # -- sealing --------------------------------------------------------------------
 
@@ -210,12 +209,13 @@ class AuditLog:
                 if verdict.leave:
                     continue
                 done.append(row.id)
+                event = verdict.event
                 if verdict.reason is not None:
                     quarantine.set_aside(self.db, row, verdict.reason, now)
-                    row = self._alert(row, verdict.reason)
+                    row, event = self._alert(row, verdict.reason)
                 seq += 1
                 mac = self.chain_key.mac(seq, prev_mac, row.witness_key_id, row.signature, row.event_json)
-                values += _sealed_row(seq, row.event_json, row.witness_key_id, row.signature,
+                values += _sealed_row(seq, event, row.event_json, row.witness_key_id, row.signature,
                                       self.chain_key.key_id, prev_mac, mac)
                 prev_mac = mac
             if done:
@@ -235,12 +235,14 @@ class AuditLog:
         return dict(self.db.execute_sql(
             f"SELECT event_id, seq FROM audit_events WHERE event_id IN ({marks})", event_ids).fetchall())
 
-    def _alert(self, row: quarantine.Queued, reason: str) -> quarantine.Queued:
+    def _alert(self, row: quarantine.Queued, reason: str) -> tuple[quarantine.Queued, dict]:
         """The signed `audit.quarantine` event sealed in place of a row set aside."""
-        event_json = self._event_json(Actor(quarantine.SEALER_ACTOR_ID), quarantine.ALERT_ACTION,
-                                      f"audit_queue:{row.id}", {"queue_id": row.id, "reason": reason})
-        return quarantine.Queued(row.id, event_json, self.witness.key_id,
-                                 self.witness.sign_event(event_json), None)
+        event = self._event(Actor(quarantine.SEALER_ACTOR_ID), quarantine.ALERT_ACTION,
+                            f"audit_queue:{row.id}", {"queue_id": row.id, "reason": reason})
+        event_json = canonical_json(event)
+        signed = quarantine.Queued(row.id, event_json, self.witness.key_id,
+                                   self.witness.sign_event(event_json), None)
+        return signed, event
 
     def checkpoint(self, head: SealResult | None = None) -> dict | None:
         """Sign the current head and append it to the checkpoint file."""
@@ -275,10 +277,9 @@ _SEALED_COLUMNS = ("seq", "event_id", "occurred_at", "actor", "action", "target"
                    "witness_key_id", "signature", "mac_key_id", "prev_mac", "mac")
 
 
-def _sealed_row(seq: int, event_json: str, witness_key_id: str, signature: str,
+def _sealed_row(seq: int, event: dict, event_json: str, witness_key_id: str, signature: str,
                 mac_key_id: str, prev_mac: str, mac: str) -> list:
     """Values for _SEALED_COLUMNS; the indexed columns repeat what the signed event says."""
-    event = json.loads(event_json)
     occurred_at = dt.datetime.fromisoformat(event["time"].removesuffix("Z"))
     return [seq, event["id"], occurred_at, event["actor"], event["action"], event["target"],
             event_json, witness_key_id, signature, mac_key_id, prev_mac, mac]

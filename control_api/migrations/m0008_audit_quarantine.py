@@ -42,32 +42,38 @@ _PG_GUARDS = [
          RAISE EXCEPTION '%% is append-only: %% refused', TG_TABLE_NAME, TG_OP
            USING ERRCODE = 'insufficient_privilege';
        END $$""",
-    """CREATE OR REPLACE FUNCTION weco_audit_queue_guard() RETURNS trigger
+    """CREATE OR REPLACE FUNCTION weco_audit_queue_unchanged() RETURNS trigger
        LANGUAGE plpgsql AS $$
        BEGIN
-         IF TG_OP = 'DELETE' THEN
-           IF EXISTS (SELECT 1 FROM audit_quarantine q WHERE q.queue_id = OLD.id
-                      AND q.signature = OLD.signature AND q.event_json = OLD.event_json) THEN
-             RETURN OLD;
-           END IF;
-           IF EXISTS (SELECT 1 FROM audit_events e WHERE e.event_id = OLD.event_json::json ->> 'id'
-                      AND e.signature = OLD.signature) THEN
-             RETURN OLD;
-           END IF;
+         RAISE EXCEPTION 'audit_queue rows never change: %% refused', TG_OP
+           USING ERRCODE = 'insufficient_privilege';
+       END $$""",
+    # One check per DELETE statement, over all its rows (the sealer deletes a batch at
+    # a time); CASE fixes the order, so the JSON is read only for rows not quarantined.
+    """CREATE OR REPLACE FUNCTION weco_audit_queue_leaves() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         IF EXISTS (SELECT 1 FROM gone g WHERE CASE
+              WHEN EXISTS (SELECT 1 FROM audit_quarantine q WHERE q.queue_id = g.id
+                           AND q.signature = g.signature AND q.event_json = g.event_json) THEN false
+              WHEN EXISTS (SELECT 1 FROM audit_events e WHERE e.event_id = g.event_json::json ->> 'id'
+                           AND e.signature = g.signature) THEN false
+              ELSE true END) THEN
            RAISE EXCEPTION 'audit_queue: DELETE refused, the event is neither sealed nor quarantined'
              USING ERRCODE = 'insufficient_privilege';
          END IF;
-         RAISE EXCEPTION 'audit_queue rows never change: %% refused', TG_OP
-           USING ERRCODE = 'insufficient_privilege';
+         RETURN NULL;
        END $$""",
     """CREATE TRIGGER audit_quarantine_no_update_delete BEFORE UPDATE OR DELETE ON audit_quarantine
        FOR EACH ROW EXECUTE FUNCTION weco_audit_refuse()""",
     """CREATE TRIGGER audit_quarantine_no_truncate BEFORE TRUNCATE ON audit_quarantine
        FOR EACH STATEMENT EXECUTE FUNCTION weco_audit_refuse()""",
-    """CREATE TRIGGER audit_queue_guard BEFORE UPDATE OR DELETE ON audit_queue
-       FOR EACH ROW EXECUTE FUNCTION weco_audit_queue_guard()""",
+    """CREATE TRIGGER audit_queue_no_update BEFORE UPDATE ON audit_queue
+       FOR EACH STATEMENT EXECUTE FUNCTION weco_audit_queue_unchanged()""",
     """CREATE TRIGGER audit_queue_no_truncate BEFORE TRUNCATE ON audit_queue
-       FOR EACH STATEMENT EXECUTE FUNCTION weco_audit_queue_guard()""",
+       FOR EACH STATEMENT EXECUTE FUNCTION weco_audit_queue_unchanged()""",
+    """CREATE TRIGGER audit_queue_delete_guard AFTER DELETE ON audit_queue
+       REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION weco_audit_queue_leaves()""",
 ]
 
 

@@ -34,7 +34,8 @@ def drop_guards(db) -> None:
     if dialect(db) == "postgresql":
         for table, trigger in (("audit_events", "audit_events_no_update_delete"),
                                ("audit_events", "audit_events_no_truncate"),
-                               ("audit_queue", "audit_queue_guard"),
+                               ("audit_queue", "audit_queue_no_update"),
+                               ("audit_queue", "audit_queue_delete_guard"),
                                ("audit_queue", "audit_queue_no_truncate"),
                                ("audit_quarantine", "audit_quarantine_no_update_delete"),
                                ("audit_quarantine", "audit_quarantine_no_truncate")):
