@@ -83,3 +83,12 @@ def test_cli_upgrade_records_db_upgrade_in_the_chain(env, store):
     assert events == [("db.upgrade", {"versions": [m.VERSION for m in migrations.MIGRATIONS]})]
     assert run_weco(env, "db", "upgrade").returncode == 0
     assert AuditEvent.select().count() == 1  # nothing applied, nothing to record
+
+
+def test_every_migration_module_is_registered_in_order():
+    """A migration file left out of MIGRATIONS would silently never run."""
+    import pathlib
+
+    folder = pathlib.Path(migrations.__file__).parent
+    files = sorted(p.stem for p in folder.glob("m[0-9][0-9][0-9][0-9]_*.py"))
+    assert [m.__name__.rsplit(".", 1)[1] for m in migrations.MIGRATIONS] == files
