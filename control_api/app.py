@@ -49,7 +49,8 @@ class Deps:
 def build_audit_log(
     settings: Settings, db: peewee.Database, clock: SystemClock, seal_after_commit: bool = True
 ) -> AuditLog:
-    """The audit log with its keys; raises AuditKeyError when a key is missing or unsafe.
+    """The audit log with its keys; raises SettingsError when production lacks one and
+    AuditKeyError when one is missing or unsafe.
     A server passes seal_after_commit=False and runs a background sealer instead."""
     return AuditLog(
         db,

@@ -1,6 +1,7 @@
 """Finding the audit keys: FF_AUDIT_SECRET for the chain, FF_AUDIT_WITNESS_KEY for the
 witness. In dev, missing keys are created under FF_DATA_DIR/audit (0600); in
-production they must be configured, and a key file others can read is refused."""
+production they must be configured (a missing one is a SettingsError, naming the
+variable), and a key file others can read is refused."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from control_api.audit.chain import AuditCryptoError, ChainKey, Witness
 from control_api.audit.checkpoints import CheckpointFile
-from control_api.settings import Settings
+from control_api.settings import Settings, SettingsError
 
 
 class AuditKeyError(Exception):
@@ -75,7 +76,7 @@ def load_chain_key(settings: Settings) -> ChainKey:
     if settings.audit_secret:
         return ChainKey(settings.audit_secret.encode("utf-8"))
     if not settings.is_dev:
-        raise AuditKeyError("FF_AUDIT_SECRET is required when FF_ENV=production")
+        raise SettingsError("FF_AUDIT_SECRET is required when FF_ENV=production")
     path = audit_dir(settings) / "chain.secret"
     with contextlib.suppress(FileExistsError):
         _write_private(path, secrets.token_hex(32).encode("ascii"))
@@ -91,7 +92,7 @@ def load_witness(settings: Settings) -> Witness:
             with contextlib.suppress(AuditKeyError, FileExistsError):
                 write_witness_pair(path.parent)
     else:
-        raise AuditKeyError(
+        raise SettingsError(
             "FF_AUDIT_WITNESS_KEY is required when FF_ENV=production "
             "(create one with `weco audit witness-keygen --out DIR`)"
         )

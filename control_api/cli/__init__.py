@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     try:
         args.fn(settings, args)
+    except SettingsError as exc:  # one that only some commands need (production's audit keys)
+        print(f"weco: {exc}", file=sys.stderr)
+        return 2
     except (CommandError, AuditKeyError, MasterKeyError, KeyProviderError) as exc:
         print(f"weco: {exc}", file=sys.stderr)
         return 1

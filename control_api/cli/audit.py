@@ -14,7 +14,8 @@ from control_api.audit.export import ExportError, export, parse_since, read_expo
 from control_api.audit.keys import AuditKeyError
 from control_api.audit.quarantine import QueueState, queue_state
 from control_api.audit.verify import Report, Verifier, rows_from_store
-from control_api.cli.common import CommandError, open_deps
+from control_api.cli.common import CommandError, open_deps, open_store
+from control_api.clock import SystemClock
 from control_api.settings import Settings
 
 
@@ -115,9 +116,11 @@ def cmd_audit_verify(settings: Settings, args) -> None:
         except ExportError as exc:
             raise CommandError(str(exc)) from None
     else:
-        deps = open_deps(settings)
+        # Only the chain's secret and the witness's public keys: a verifier never needs
+        # the witness's private key.
+        db = open_store(settings)
         report = verifier.verify(rows_from_store(), checkpoints)
-        state = queue_state(deps.db, deps.clock.now(), dt.timedelta(seconds=args.max_queued_age),
+        state = queue_state(db, SystemClock().now(), dt.timedelta(seconds=args.max_queued_age),
                             args.reviewed_quarantine)
     problems = []
     if state and state.unreviewed:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import getpass
 
+import peewee
+
 from control_api import migrations
 from control_api.app import Deps, build_deps
 from control_api.audit.log import Actor
@@ -19,10 +21,15 @@ def cli_actor() -> Actor:
     return Actor(f"cli:{getpass.getuser()}", "local", "weco-cli")
 
 
-def open_deps(settings: Settings) -> Deps:
+def open_store(settings: Settings) -> peewee.Database:
+    """The store, connected, with its schema current; no key is loaded."""
     db = open_database(settings.effective_database_url)
     db.connect(reuse_if_open=True)
     behind = migrations.pending(db)
     if behind:
         raise CommandError(f"the store has {len(behind)} pending migration(s): run `weco db upgrade`")
-    return build_deps(settings, db)
+    return db
+
+
+def open_deps(settings: Settings) -> Deps:
+    return build_deps(settings, open_store(settings))

@@ -121,10 +121,24 @@ def test_a_malformed_export_is_refused_cleanly(weco, pub, tmp_path):
 
 
 def test_production_refuses_to_mutate_without_audit_keys(weco, store):
+    # A setting that production requires is missing: exit 2, one line naming it.
     result = weco("user", "create", "--email", "b@example.test", "--role", "admin", FF_ENV="production")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr == "weco: FF_AUDIT_SECRET is required when FF_ENV=production\n"
+    result = weco("user", "create", "--email", "b@example.test", "--role", "admin", FF_ENV="production",
+                  FF_AUDIT_SECRET="0" * 64)
+    assert result.returncode == 2
+    assert result.stderr.startswith("weco: FF_AUDIT_WITNESS_KEY is required when FF_ENV=production")
+    assert result.stderr.count("\n") == 1
     assert User.select().count() == 0
+
+
+def test_verify_needs_the_secret_and_the_public_key_not_the_witness_private_key(weco, store, pub, tmp_path):
+    populate(weco)
+    secret = (tmp_path / "var" / "audit" / "chain.secret").read_text().strip()
+    result = weco("audit", "verify", "--witness-pub", pub, FF_ENV="production", FF_AUDIT_SECRET=secret)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("audit log: OK\n")
 
 
 def test_a_witness_key_others_can_read_is_refused(weco, store, tmp_path):
