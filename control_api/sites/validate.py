@@ -56,7 +56,9 @@ def host_name(value) -> str:
 
 
 def address(value) -> str:
-    if isinstance(value, str):
+    # No IPv6 zone ids ("fe80::1%eth0"): ipaddress accepts any text after the %, and the
+    # address ends up in ssh's and rsync's arguments.
+    if isinstance(value, str) and "%" not in value:
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
@@ -99,14 +101,22 @@ def host_vars(value) -> dict:
                                f"(accepted: {', '.join(sorted(HOST_VARS))})")
         if type(item) is not kind:
             raise InvalidInput(f"'vars.{name}' must be of type {kind.__name__}")
-        if name == "site_deploy_root" and not patterns.matches(patterns.DEPLOY_ROOT, item):
+        if name == "site_deploy_root" and not _deploy_root(item):
             raise InvalidInput("'vars.site_deploy_root' must be an absolute path other than / "
-                               "made of letters, digits, '.', '_', '-' and '/'")
+                               "made of letters, digits, '.', '_', '-' and '/', without '.' or '..' parts")
         if name == "site_deploy_http_port":
             port(item)
         if name == "site_deploy_bwlimit" and not 0 <= item <= 10_000_000:
             raise InvalidInput("'vars.site_deploy_bwlimit' must be from 0 (no limit) to 10000000 KB/s")
     return value
+
+
+def _deploy_root(value: str) -> bool:
+    """The role's pattern, and stricter: no '.', '..' or empty parts, so the root an
+    admin names is the directory the sites land in (the role accepts '..' for an
+    operator's inventory, which may name a root relative to the playbook)."""
+    parts = value.split("/")[1:]
+    return patterns.matches(patterns.DEPLOY_ROOT, value) and all(p not in ("", ".", "..") for p in parts)
 
 
 def private_key(value) -> tuple[bytes, str]:

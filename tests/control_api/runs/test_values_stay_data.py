@@ -37,6 +37,7 @@ def test_the_api_refuses_jinja_in_every_host_field(deps, tmp_path):
     evil = payload(marker)
     good = {"name": "web1", "address": "192.0.2.10", "ssh_private_key": openssh_key()}
     cases = [{"name": evil}, {"address": evil}, {"ssh_user": evil},
+             {"address": "fe80::1%" + evil}, {"address": "fe80::1%eth0;id"},
              {"vars": {"site_deploy_root": "/srv/" + evil + "x"}},
              {"vars": {"site_deploy_root": "/srv/{{ 7 * 7 }}"}},
              {"vars": {"site_deploy_root": "/srv/{% raw %}x"}}]
@@ -183,8 +184,7 @@ def test_unsafe_values_still_reach_the_play_as_their_literal_text(deps, tmp_path
 
 
 def test_validate_host_vars_uses_the_roles_pattern():
-    with pytest.raises(InvalidInput):
-        validate.host_vars({"site_deploy_root": "/"})
-    with pytest.raises(InvalidInput):
-        validate.host_vars({"site_deploy_root": "/srv/a b"})
+    for root in ("/", "/srv/a b", "/..", "/etc/..", "/srv/../etc", "/srv//sites", "/srv/./x", "/srv/"):
+        with pytest.raises(InvalidInput):
+            validate.host_vars({"site_deploy_root": root})
     assert validate.host_vars({"site_deploy_root": "/srv/sites"}) == {"site_deploy_root": "/srv/sites"}
