@@ -154,7 +154,8 @@ class AuditLog:
     def seal(self, wait: bool = True) -> SealResult | None:
         """Move every queued event into the chain; return the new head, or None when
         wait=False and another sealer holds the lock."""
-        total, quarantined, after = 0, 0, 0
+        # From the lowest id there is (None): a row planted at 0 or below is not skipped.
+        total, quarantined, after = 0, 0, None
         while True:
             batch = self._seal_batch(wait, after)
             if batch is None:
@@ -184,8 +185,9 @@ class AuditLog:
         thread.start()
         return thread
 
-    def _seal_batch(self, wait: bool, after: int) -> _Batch | None:
-        """Seal the queued rows after queue id `after`, up to SEAL_BATCH of them."""
+    def _seal_batch(self, wait: bool, after: int | None) -> _Batch | None:
+        """Seal the queued rows after queue id `after` (None: from the first), up to
+        SEAL_BATCH of them."""
         with self.db.atomic():
             if dialect(self.db) == "postgresql":
                 if wait:
@@ -199,8 +201,11 @@ class AuditLog:
                 "SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev_mac = head if head else (0, GENESIS_MAC)
             start = seq
-            queued = [quarantine.Queued(*row) for row in
-                      self.db.execute_sql(_select_queued_sql(self.db.param), (after,)).fetchall()]
+            sqlite = dialect(self.db) == "sqlite"
+            rows = self.db.execute_sql(_select_queued_sql(self.db.param, sqlite, after is None),
+                                       () if after is None else (after,)).fetchall()
+            queued = [quarantine.Queued(row[0], *_as_stored(row[1:])) if sqlite else quarantine.Queued(*row)
+                      for row in rows]
             now = self.clock.now()
             verdicts = quarantine.triage(queued, self.witness.public, now, self._sealed_seqs)
             values: list = []
@@ -256,9 +261,33 @@ class AuditLog:
 _QUEUE_COLUMNS = ("event_json", "witness_key_id", "signature", "queued_at")
 
 
-def _select_queued_sql(param: str) -> str:
-    return ("SELECT id, event_json, witness_key_id, signature, queued_at FROM audit_queue "
-            f"WHERE id > {param} ORDER BY id LIMIT {SEAL_BATCH}")
+def _select_queued_sql(param: str, sqlite: bool, first: bool) -> str:
+    columns = ("event_json", "witness_key_id", "signature", "queued_at")
+    if sqlite:
+        # SQLite keeps any bytes in a TEXT column, and reading text that is not UTF-8
+        # raises for the whole batch: read each value's type and bytes instead.
+        columns = tuple(f"typeof({c}), CAST({c} AS BLOB)" for c in columns)
+    after = "" if first else f"WHERE id > {param} "
+    return f"SELECT id, {', '.join(columns)} FROM audit_queue {after}ORDER BY id LIMIT {SEAL_BATCH}"
+
+
+def _as_stored(typed: tuple) -> list:
+    """SQLite (type, bytes) pairs back to values: text that is not UTF-8 stays bytes,
+    which triage refuses, so the row is quarantined instead of stopping the sealer."""
+    values = []
+    for kind, raw in zip(typed[::2], typed[1::2], strict=True):
+        if kind == "text":
+            try:
+                values.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                values.append(raw)
+        elif kind == "integer":
+            values.append(int(raw))
+        elif kind == "real":
+            values.append(float(raw))
+        else:  # blob, null
+            values.append(raw)
+    return values
 
 
 def _insert_sql(table: str, columns: tuple[str, ...], rows: int, param: str) -> str:

@@ -21,11 +21,13 @@ _SQLITE_GUARDS = [
     """CREATE TRIGGER audit_queue_no_update BEFORE UPDATE ON audit_queue
        BEGIN SELECT RAISE(ABORT, 'audit_queue rows never change: UPDATE refused'); END""",
     # CASE decides in order, so the JSON is read only for rows not quarantined (a
-    # quarantined row may not be JSON at all).
+    # quarantined row may not be JSON at all). Compared as bytes: a quarantined copy of
+    # text that is not UTF-8 is kept as a BLOB.
     """CREATE TRIGGER audit_queue_delete_guard BEFORE DELETE ON audit_queue
        WHEN CASE
          WHEN EXISTS (SELECT 1 FROM audit_quarantine q WHERE q.queue_id = OLD.id
-                      AND q.signature = OLD.signature AND q.event_json = OLD.event_json) THEN 0
+                      AND CAST(q.signature AS BLOB) = CAST(OLD.signature AS BLOB)
+                      AND CAST(q.event_json AS BLOB) = CAST(OLD.event_json AS BLOB)) THEN 0
          WHEN EXISTS (SELECT 1 FROM audit_events e
                       WHERE e.event_id = json_extract(OLD.event_json, '$.id')
                       AND e.signature = OLD.signature) THEN 0

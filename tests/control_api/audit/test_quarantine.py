@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from control_api.app import build_audit_log
 from control_api.audit.chain import Witness, canonical_json
 from control_api.audit.quarantine import ALERT_ACTION, SEALER_ACTOR_ID, Queued, judge
+from control_api.db import dialect
 from control_api.models import AuditEvent
 from tests.control_api.audit.helpers import ACTOR, drop_guards, fill, sql, verify_store
 
@@ -158,3 +159,34 @@ def test_a_queued_event_deleted_with_the_guards_dropped_leaves_no_trace(audit, s
     assert build_audit_log(settings, db, audit.clock).seal().sealed == 0
     report = verify_store(audit)
     assert report.ok and report.rows == 2
+
+
+def test_rows_at_or_below_id_zero_are_not_stuck_in_the_queue(audit, clock):
+    """The sealer reads from the lowest id there is, not from 1: a row planted with id 0
+    or below is sealed or quarantined like any other, never left behind for good."""
+    audit.record_alone(ACTOR, "test.copied", "a")
+    _, *copy = queued(audit.db)[0]
+    audit.seal()
+    sql(audit.db, "INSERT INTO audit_queue (id, event_json, witness_key_id, signature, queued_at) "
+                  "VALUES (?, ?, ?, ?, ?)", 0, "{}", copy[1], copy[2], clock.now())
+    sql(audit.db, "INSERT INTO audit_queue (id, event_json, witness_key_id, signature, queued_at) "
+                  "VALUES (?, ?, ?, ?, ?)", -(2**63), *copy, clock.now())
+    result = audit.seal()
+    assert result.quarantined == 2 and queued(audit.db) == []
+    assert sorted(queue_id for queue_id, _ in quarantined(audit.db)) == [-(2**63), 0]
+
+
+def test_text_that_is_not_utf8_does_not_stop_sealing(audit, clock):
+    """SQLite stores any bytes as TEXT, which Python cannot read back as str: the row is
+    quarantined and the events behind it sealed. PostgreSQL refuses such text outright."""
+    if dialect(audit.db) == "postgresql":
+        with pytest.raises(peewee.DataError), audit.db.atomic():
+            sql(audit.db, "SELECT convert_from('\\xff'::bytea, 'UTF8')")
+        return
+    sql(audit.db, "INSERT INTO audit_queue (event_json, witness_key_id, signature, queued_at) "
+                  "VALUES (CAST(x'ff7b7d' AS TEXT), 'k', 's', ?)", clock.now())
+    audit.record_alone(ACTOR, "test.later", "b")
+    result = audit.seal()
+    assert result.quarantined == 1 and queued(audit.db) == []
+    assert chain()[-1] == ("test.later", "b")
+    assert quarantined(audit.db)[0][1] == "event_json, witness_key_id or signature is not text"
