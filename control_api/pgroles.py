@@ -15,8 +15,14 @@ import peewee
 
 from control_api.migrations import APP_ROLE
 
-_AUDIT_TABLE = "audit_events"
-_AUDIT_WRITES = ("UPDATE", "DELETE", "TRUNCATE", "TRIGGER")
+# The audit tables and the privileges on each that would let a role undo its guards.
+# The service's sealer deletes sealed rows from the queue (a trigger lets it delete
+# nothing else), so DELETE there is expected.
+_AUDIT_TABLES = {
+    "audit_events": ("UPDATE", "DELETE", "TRUNCATE", "TRIGGER"),
+    "audit_queue": ("UPDATE", "TRUNCATE", "TRIGGER"),
+    "audit_quarantine": ("UPDATE", "DELETE", "TRUNCATE", "TRIGGER"),
+}
 
 
 def _one(db: peewee.Database, sql: str, params: tuple = ()) -> tuple:
@@ -60,22 +66,29 @@ def service_role_problems(db: peewee.Database) -> list[str]:
         return [f"{role} is a superuser: it can disable the audit triggers and rewrite audit rows"]
     problems = []
     if createrole:
-        problems.append(f"{role} has CREATEROLE: it can make itself a member of the owner of {_AUDIT_TABLE}")
+        problems.append(f"{role} has CREATEROLE: it can join the role that owns the audit tables")
+    for table, writes in _AUDIT_TABLES.items():
+        problems += _table_problems(db, role, table, writes)
+    return problems
+
+
+def _table_problems(db: peewee.Database, role: str, table: str, writes: tuple[str, ...]) -> list[str]:
     row = _one(db, """SELECT pg_get_userbyid(c.relowner), pg_has_role(current_user, c.relowner, 'MEMBER'),
                              pg_get_userbyid(n.nspowner), pg_has_role(current_user, n.nspowner, 'MEMBER')
                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                      WHERE c.oid = to_regclass(%s)""", (_AUDIT_TABLE,))
+                      WHERE c.oid = to_regclass(%s)""", (table,))
     if row is None:
-        return [*problems, f"{_AUDIT_TABLE} does not exist: run `weco db upgrade`"]
+        return [f"{table} does not exist: run `weco db upgrade`"]
+    problems = []
     table_owner, owns_table, schema_owner, owns_schema = row
     if owns_table:
         via = "" if table_owner == role else f" (as a member of {table_owner})"
-        problems.append(f"{role} owns {_AUDIT_TABLE}{via}: it can DISABLE TRIGGER and rewrite audit rows")
+        problems.append(f"{role} owns {table}{via}: it can DISABLE TRIGGER and rewrite its rows")
     elif owns_schema:
         via = "" if schema_owner == role else f" (as a member of {schema_owner})"
-        problems.append(f"{role} owns the schema of {_AUDIT_TABLE}{via}: it can drop the table")
-    granted = [privilege for privilege in _AUDIT_WRITES
-               if _one(db, "SELECT has_table_privilege(%s, %s)", (_AUDIT_TABLE, privilege))[0]]
+        problems.append(f"{role} owns the schema of {table}{via}: it can drop the table")
+    granted = [privilege for privilege in writes
+               if _one(db, "SELECT has_table_privilege(%s, %s)", (table, privilege))[0]]
     if granted and not owns_table:
-        problems.append(f"{role} holds {', '.join(granted)} on {_AUDIT_TABLE}")
+        problems.append(f"{role} holds {', '.join(granted)} on {table}")
     return problems

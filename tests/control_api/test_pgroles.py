@@ -116,3 +116,18 @@ def test_check_security_accepts_a_login_role_that_is_only_a_member_of_weco_app(t
     result = check_security(tmp_path, postgres, database, service)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"store role: {service} cannot" in result.stdout
+
+
+def test_check_security_reports_a_service_that_owns_or_truncates_the_queue_or_quarantine(tmp_path, postgres):
+    """The queue and the quarantine are guarded by triggers too: whoever owns them, or
+    holds TRUNCATE on them, can undo those guards."""
+    owner, database = owned_database(postgres)
+    assert run_weco(env_for(tmp_path, postgres, database, owner), "db", "upgrade").returncode == 0
+    service = f"weco_service_{next(_names)}"
+    postgres.admin_sql(f"CREATE ROLE {service} LOGIN IN ROLE {APP_ROLE}")
+    postgres.admin_sql(f"GRANT TRUNCATE ON audit_queue TO {service}", database=database)
+    postgres.admin_sql(f"ALTER TABLE audit_quarantine OWNER TO {service}", database=database)
+    result = check_security(tmp_path, postgres, database, service)
+    assert result.returncode == 1, result.stdout
+    assert f"{service} holds TRUNCATE on audit_queue" in result.stdout
+    assert f"{service} owns audit_quarantine" in result.stdout
