@@ -79,6 +79,21 @@ def _smtp_url(raw: str) -> str:
     return raw
 
 
+def _plain_smtp_leaves_the_host(url: str) -> bool:
+    """True for an smtp:// URL whose codes (or credentials) would cross a network in clear."""
+    parts = urlsplit(url)
+    if parts.scheme != "smtp":
+        return False
+    if parts.username or parts.password:
+        return True
+    if parts.hostname == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return True
+
+
 def _ca_file(raw: str) -> str:
     """Empty, or a readable file of PEM CA certificates that ssl can load."""
     if raw:
@@ -181,7 +196,8 @@ SPECS: tuple[Spec, ...] = (
          _int_range(1, 3650)),
     Spec("FF_SMTP_URL", "", "empty, smtp://[USER:PASS@]HOST:PORT, smtp+starttls://... or smtps://...",
          "Mail server for email one-time codes. Empty: email codes are unavailable. smtp+starttls "
-         "(STARTTLS required) and smtps (implicit TLS) verify the server's certificate and name.",
+         "(STARTTLS required) and smtps (implicit TLS) verify the server's certificate and name; "
+         "plain smtp is refused in production unless it goes to this machine without credentials.",
          _smtp_url, secret=True),
     Spec("FF_SMTP_FROM", "weco@localhost", "an email address", "Sender of email one-time codes.",
          _nonempty),
@@ -308,6 +324,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError:
             shown = REDACTED if spec.secret else repr(raw)
             raise SettingsError(f"{spec.name}={shown} is not allowed: expected {spec.allowed}") from None
+    if values["env"] != "dev" and _plain_smtp_leaves_the_host(values["smtp_url"]):
+        raise SettingsError("FF_SMTP_URL: plain smtp:// is allowed in production only to a relay on this "
+                            "machine and without credentials; use smtp+starttls:// or smtps://")
     if values["sealed_mode"] == "1" and values["totp_only"] != "1":
         raise SettingsError("FF_SEALED_MODE=1 is not allowed without FF_TOTP_ONLY=1: sealed mode means TOTP")
     values["data_dir"] = Path(values["data_dir"])

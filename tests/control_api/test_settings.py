@@ -98,3 +98,17 @@ def test_smtp_ca_file_must_be_a_readable_pem_certificate_file(tmp_path):
     ca = TestCA(tmp_path / "ca")
     settings = load_settings({"FF_SMTP_CA_FILE": str(ca.cert_path), "FF_SMTP_URL": "smtps://mail.example.test:465"})
     assert settings.smtp_ca_file == str(ca.cert_path)
+
+
+@pytest.mark.parametrize("url", ["smtp://mail.example.test:25", "smtp://user:pw@127.0.0.1:25",
+                                 "smtp://10.0.0.5:25"])
+def test_plain_smtp_that_leaves_the_machine_is_refused_in_production(url):
+    with pytest.raises(SettingsError, match="FF_SMTP_URL: plain smtp://"):
+        load_settings({"FF_SMTP_URL": url})
+    assert load_settings({"FF_SMTP_URL": url, "FF_ENV": "dev"}).smtp_url == url
+
+
+@pytest.mark.parametrize("url", ["smtp://127.0.0.1:25", "smtp://localhost:25", "smtp://[::1]:25",
+                                 "smtp+starttls://user:pw@mail.example.test:587"])
+def test_a_local_relay_or_tls_is_accepted_in_production(url):
+    assert load_settings({"FF_SMTP_URL": url}).smtp_url == url
