@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+import peewee
+
 from control_api.audit.keys import AuditKeyError
 from control_api.audit.log import AuditUnavailable
 from control_api.cli import accounts, audit, config, runs, secrets, server, store
-from control_api.cli.common import CommandError
+from control_api.cli.args import Parser, first_non_utf8
+from control_api.cli.common import CommandError, reason
 from control_api.logs import configure_logging
 from control_api.masterkey import MasterKeyError
 from control_api.settings import SettingsError, load_settings
@@ -17,7 +20,7 @@ from keyproviders import KeyProviderError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="weco", description=__doc__)
+    parser = Parser(prog="weco", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
     for module in (config, store, accounts, audit, secrets, server, runs):
         module.register(groups)
@@ -25,16 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    bad = first_non_utf8(argv)
+    if bad is not None:
+        print(f"weco: the argument {bad} is not valid UTF-8", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-    except SettingsError as exc:
-        print(f"weco: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    try:
+        configure_logging(settings.log_level)
         args.fn(settings, args)
-    except SettingsError as exc:  # one that only some commands need (production's audit keys)
+    except SettingsError as exc:  # at start-up, or one only some commands need (audit keys)
         print(f"weco: {exc}", file=sys.stderr)
         return 2
     except (CommandError, AuditKeyError, MasterKeyError, KeyProviderError) as exc:
@@ -42,5 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except AuditUnavailable as exc:
         print(f"weco: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file or directory the command needs cannot be used
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"weco: {where}{reason(exc)}", file=sys.stderr)
+        return 1
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        # The driver's own words (it never repeats the store URL, so no password).
+        print(f"weco: cannot use the store: {reason(exc)}", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,7 @@ from control_api.app import build_credentials, build_users
 from control_api.auth.passwords import PasswordPolicyError, generate_password
 from control_api.auth.totp import TotpService
 from control_api.auth.users import UserError, find_by_email
+from control_api.cli.args import store_id
 from control_api.cli.common import CommandError, cli_actor, open_deps
 from control_api.models import ROLES, ApiToken
 from control_api.settings import Settings
@@ -119,7 +120,7 @@ def register(groups) -> None:
     tcreate.add_argument("--expires-days", type=int, help="at most FF_TOKEN_MAX_DAYS, the default")
     tcreate.set_defaults(fn=cmd_token_create)
     trevoke = token.add_parser("revoke", help="revoke a token by id")
-    trevoke.add_argument("--id", type=int, required=True)
+    trevoke.add_argument("--id", type=store_id, required=True)
     trevoke.set_defaults(fn=cmd_token_revoke)
     token.add_parser("list", help="list tokens (never their values)").set_defaults(fn=cmd_token_list)
     glass = groups.add_parser("break-glass", help="the emergency superadmin").add_subparsers(required=True)

@@ -14,9 +14,12 @@ from control_api.audit.export import ExportError, export, parse_since, read_expo
 from control_api.audit.keys import AuditKeyError
 from control_api.audit.quarantine import QueueState, queue_state
 from control_api.audit.verify import Report, Verifier, rows_from_store
-from control_api.cli.common import CommandError, open_deps, open_store
+from control_api.cli.args import STORE_ID_MAX, bounded_int
+from control_api.cli.common import CommandError, open_deps, open_store, reason
 from control_api.clock import SystemClock
 from control_api.settings import Settings
+
+MAX_QUEUED_AGE = 10 * 365 * 86400  # a bound a timedelta and the store's clock can hold
 
 
 def cmd_audit_keygen(settings: Settings, args) -> None:
@@ -51,7 +54,10 @@ def cmd_audit_export(settings: Settings, args) -> None:
     except ExportError as exc:
         raise CommandError(str(exc)) from None
     if args.out:
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise _file_error("--out", args.out, exc) from None
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             count = export(out, since, now)
         print(f"exported {count} rows to {args.out}", file=sys.stderr)
@@ -64,8 +70,7 @@ def _progress(rows: int) -> None:
 
 
 def _file_error(flag: str, path: str, exc: Exception) -> CommandError:
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return CommandError(f"{flag} {path}: {reason}")
+    return CommandError(f"{flag} {path}: {reason(exc)}")
 
 
 def _witnesses(paths: list[str]) -> list[WitnessPublic]:
@@ -103,7 +108,7 @@ def cmd_audit_verify(settings: Settings, args) -> None:
             keys.check_private_file(Path(path))
             chain_keys.append(ChainKey(Path(path).read_bytes().strip()))
         except (OSError, AuditCryptoError, AuditKeyError) as exc:
-            raise CommandError(f"--previous-secret-file {path}: {exc}") from None
+            raise _file_error("--previous-secret-file", path, exc) from None
     verifier = Verifier(witnesses, chain_keys, progress=_progress)
     checkpoint_path, checkpoints, no_checkpoint_file = _checkpoints(settings, args)
     state = None
@@ -188,20 +193,6 @@ def _print_queue(state: QueueState, args) -> None:
               f"ago (bound: --max-queued-age {args.max_queued_age})")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(text)
-    return value
-
-
 def register(groups) -> None:
     audit = groups.add_parser("audit", help="the audit log").add_subparsers(required=True)
     keygen = audit.add_parser("witness-keygen", help="write a witness key pair (private half 0600)")
@@ -213,9 +204,10 @@ def register(groups) -> None:
     verify.add_argument("--checkpoint", help="checkpoint file to check the log against "
                         "(default: FF_AUDIT_CHECKPOINT_FILE's, except with --export)")
     verify.add_argument("--export", help="verify this export file instead of the store")
-    verify.add_argument("--max-queued-age", type=_positive, default=300, metavar="SECONDS",
+    verify.add_argument("--max-queued-age", type=bounded_int(1, MAX_QUEUED_AGE), default=300,
+                        metavar="SECONDS",
                         help="fail when an event has waited longer in the queue (default 300)")
-    verify.add_argument("--reviewed-quarantine", type=_non_negative, default=0, metavar="ID",
+    verify.add_argument("--reviewed-quarantine", type=bounded_int(0, STORE_ID_MAX), default=0, metavar="ID",
                         help="quarantined rows up to this id were reviewed: do not fail on them")
     verify.add_argument("--previous-secret-file", action="append",
                         help="a file (0600) holding an earlier FF_AUDIT_SECRET; repeat for each")

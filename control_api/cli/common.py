@@ -17,6 +17,13 @@ class CommandError(Exception):
     """A command cannot do what was asked; str() is the message for the operator."""
 
 
+def reason(exc: Exception) -> str:
+    """One line saying why: an OSError's strerror, else the first line of the message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def cli_actor() -> Actor:
     return Actor(f"cli:{getpass.getuser()}", "local", "weco-cli")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from control_api.checks import check_store_role, check_tree
+from control_api.cli.args import bounded_int, seconds
 from control_api.cli.common import CommandError, cli_actor, open_deps
 from control_api.crypto import master_key_id
 from control_api.masterkey import new_secret, provider_context
@@ -33,8 +34,6 @@ def cmd_master_init(settings: Settings, args) -> None:
 
 def cmd_master_rotate(settings: Settings, args) -> None:
     deps = open_deps(settings)
-    if args.batch_size < 1 or args.pause < 0:
-        raise CommandError("--batch-size must be at least 1 and --pause at least 0")
     result = rotate(deps.keys, args.to, cli_actor(), args.batch_size, args.pause,
                     progress=lambda line: print(line, flush=True))
     print(f"{'resumed and finished' if result.resumed else 'finished'}: {result.rows} value(s) "
@@ -72,8 +71,9 @@ def register(groups) -> None:
     init.set_defaults(fn=cmd_master_init)
     rot = master.add_parser("rotate", help="re-encrypt every encrypted column under a new secret")
     rot.add_argument("--to", required=True, help="provider URI that will hold the new secret")
-    rot.add_argument("--batch-size", type=int, default=500)
-    rot.add_argument("--pause", type=float, default=0.0, help="seconds between batches, to spare the store")
+    rot.add_argument("--batch-size", type=bounded_int(1, 100_000), default=500)
+    rot.add_argument("--pause", type=seconds(0, 3600), default=0.0,
+                     help="seconds between batches, to spare the store")
     rot.set_defaults(fn=cmd_master_rotate)
     master.add_parser("status", help="master keys the store knows").set_defaults(fn=cmd_master_status)
     check = groups.add_parser("check", help="source checks").add_subparsers(required=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from control_api.cli.args import like_setting
 from control_api.cli.common import open_deps
 from control_api.db import dialect
 from control_api.settings import Settings
@@ -26,7 +27,9 @@ def cmd_serve(settings: Settings, args) -> None:
 
 def register(groups) -> None:
     serve = groups.add_parser("serve", help="serve the API with gunicorn")
-    serve.add_argument("--bind", help="HOST:PORT (default FF_BIND)")
-    serve.add_argument("--workers", type=int, help="worker processes (default FF_WORKERS)")
-    serve.add_argument("--threads", type=int, help="threads per worker process (default FF_THREADS)")
+    serve.add_argument("--bind", type=like_setting("FF_BIND"), help="HOST:PORT (default FF_BIND)")
+    serve.add_argument("--workers", type=like_setting("FF_WORKERS"),
+                       help="worker processes (default FF_WORKERS)")
+    serve.add_argument("--threads", type=like_setting("FF_THREADS"),
+                       help="threads per worker process (default FF_THREADS)")
     serve.set_defaults(fn=cmd_serve)
