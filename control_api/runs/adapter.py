@@ -4,7 +4,8 @@ ansible-runner's file contract is kept (a private data dir per run, its artifact
 beside it), with two changes for secrets: `suppress_env_files` so no env/ files are
 written, and no `ssh_key` (the worker hands keys to ssh-agents; see sshagent.py).
 Events are reduced to what an operator reads (event name, host, task, stdout, and the
-result of failed or final events) before anyone stores them.
+result of failed or final events) before anyone stores them; the first task that
+failed is also summed up in one line, for the run's own record.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _STDOUT_LIMIT = 8192
 _RESULT_LIMIT = 16384
 _FIELDS = ("play", "task", "task_action", "role", "host", "duration")
 _CANCEL_POLL_SECONDS = 0.5
+_REASON_LIMIT = 500
+_FAILURES = ("runner_on_failed", "runner_on_unreachable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Outcome:
     status: str  # successful | failed | canceled | timeout
     rc: int | None
     stats: dict
+    failure: str | None = None  # "HOST: TASK: MESSAGE" of the first task that failed
 
 
 # What a playbook may see of the worker's environment: plain process basics. The
@@ -101,14 +105,31 @@ def stored_event(event: dict) -> dict:
     }
 
 
+def failure_reason(events) -> str | None:
+    """One line for the first failed or unreachable task among ansible-runner events
+    (ignored failures aside): its host, task and message, cut to _REASON_LIMIT."""
+    for event in events:
+        data = event.get("event_data") or {}
+        if event.get("event") not in _FAILURES or data.get("ignore_errors"):
+            continue
+        result = data.get("res") if isinstance(data.get("res"), dict) else {}
+        message = " ".join(str(result.get("msg") or "failed").split())
+        reason = f"{data.get('host')}: {data.get('task')}: {message}"
+        return reason if len(reason) <= _REASON_LIMIT else reason[:_REASON_LIMIT - 1] + "…"
+    return None
+
+
 class AnsibleRunnerAdapter:
     def run(self, job: PlaybookJob, on_event: Callable[[dict], None],
             should_cancel: Callable[[], bool]) -> Outcome:
         job.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         pidfile = job.run_dir / "playbook.pid"
         stop = _Stopper(pidfile, job.timeout, should_cancel)
+        failure: str | None = None
 
         def handle(event: dict) -> bool:
+            nonlocal failure
+            failure = failure or failure_reason([event])
             on_event(stored_event(event))
             return True  # also keep it in the run's artifacts
 
@@ -148,8 +169,8 @@ class AnsibleRunnerAdapter:
             (job.run_dir / "playbook.pid").unlink(missing_ok=True)
         if stop.reason:
             return Outcome(stop.reason, runner.rc, runner.stats or {})
-        known = ("successful", "failed")
-        return Outcome(runner.status if runner.status in known else "failed", runner.rc, runner.stats or {})
+        status = "successful" if runner.status == "successful" else "failed"
+        return Outcome(status, runner.rc, runner.stats or {}, failure if status == "failed" else None)
 
 
 class _Stopper:

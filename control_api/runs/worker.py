@@ -86,6 +86,10 @@ class Worker:
                 error = "the run's lease was lost"
             elif self.stopping.is_set() and status == "canceled":
                 error = "the worker was stopped"
+            elif status == "failed":
+                # Why, in the run's own record; the events hold the whole story.
+                error = outcome.failure or (f"ansible-playbook exited with {outcome.rc} before any task "
+                                            "failed: see the run's events")
         except RunSetupError as exc:
             error = str(exc)
         except Exception as exc:  # a worker must survive one bad run and record why

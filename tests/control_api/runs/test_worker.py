@@ -60,6 +60,43 @@ def test_a_run_records_its_events_and_outcome_and_keeps_secrets_from_the_playboo
     assert "FF_DATABASE_URL" not in command["env"] and command["env"]["FF_ENV"] == "dev"
 
 
+def test_a_failed_run_says_why_in_its_own_record(deps, superadmin, tmp_path):
+    # A rollback of a site never deployed: the helper refuses, and the run's error field
+    # (not only its events) carries the failing task's message.
+    catalog = build_catalog(deps)
+    host = catalog.create_host({"name": "here", "connection": "local", "vars": {
+        "site_deploy_root": str(tmp_path / "served"), "site_deploy_nginx": False,
+        "site_deploy_install_packages": False}}, ACTOR)
+    site = catalog.create_site({"slug": "never", "domain": "never.example.com"}, ACTOR)
+    catalog.attach(site, host, ACTOR)
+    worker = build_worker(deps, name="w-fail")
+    request = RunRequest("rollback_site", {"site": "never"}, {}, site.id, "never")
+    run, _ = worker.queue.request(superadmin, request, None, ACTOR)
+    assert worker.run_once()
+    done = Run.get_by_id(run.id)
+    assert done.status == "failed" and done.rc != 0
+    failed = RunEvent.get((RunEvent.run == run.id) & (RunEvent.event == "runner_on_failed"))
+    message = json.loads(json.loads(failed.data_json)["result"])["msg"]
+    assert done.error == f"here: {failed.task}: {message}"[:500]
+    assert done.error.endswith("nothing was ever deployed there"), done.error
+
+
+def test_the_first_failure_is_kept_short(deps):
+    from control_api.runs.adapter import failure_reason
+
+    events = [
+        {"event": "runner_on_ok", "event_data": {"host": "a", "task": "Ping", "res": {"msg": "fine"}}},
+        {"event": "runner_on_unreachable", "event_data": {"host": "b", "task": "Ping",
+                                                          "res": {"msg": "ssh: no route\n" + "x" * 900}}},
+        {"event": "runner_on_failed", "event_data": {"host": "a", "task": "Later", "res": {"msg": "later"}}},
+    ]
+    reason = failure_reason(events)
+    assert reason.startswith("b: Ping: ssh: no route x") and len(reason) == 500 and reason.endswith("…")
+    assert failure_reason([{"event": "runner_on_failed", "event_data": {"host": "a", "task": "T",
+                                                                        "res": {}}}]) == "a: T: failed"
+    assert failure_reason(events[:1]) is None
+
+
 def slow_worker(deps, **config):
     worker = build_worker(deps, name="w-slow")
     worker.config = dataclasses.replace(worker.config, project_dir=SLOW_PROJECT, **config)
