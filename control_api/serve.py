@@ -103,6 +103,10 @@ def serve(settings: Settings, bind: str, workers: int, threads: int, embedded_wo
             # Client addresses come from the socket; no forwarded header is trusted.
             "forwarded_allow_ips": "",
             "proc_name": "weco",
+            # gunicorn's control socket (for gunicornc) is one path per user, so two
+            # instances on a machine took each other's; nothing here uses it, and it
+            # would add a way to reload or resize the server beside its signals.
+            "control_socket_disable": True,
         },
         EmbeddedWorker() if embedded_worker else None,
     ).run()

@@ -120,3 +120,23 @@ def test_sigterm_cancels_a_run_in_progress_and_records_that_the_worker_was_stopp
     assert (stopped.status, stopped.error) == ("canceled", "the worker was stopped")
     db.close()
     assert not _processes_with(f"runs/{run['id']}/")
+
+
+def test_two_instances_on_one_machine_share_no_runtime_file(tmp_path):
+    # gunicorn's default control socket is one path per user ($XDG_RUNTIME_DIR or
+    # ~/.gunicorn/gunicorn.ctl): each instance took the other's. Nothing uses it.
+    home = tmp_path / "home"
+    home.mkdir()
+    servers = []
+    for name in ("a", "b"):
+        env = {"FF_ENV": "dev", "FF_DATA_DIR": str(tmp_path / name / "var"), "HOME": str(home)}
+        superadmin_token(env)
+        servers.append(WecoServer(env, workers=1).start())
+    first, second = servers
+    assert all(requests.get(f"{s.base}/readyz", timeout=10).status_code == 200 for s in servers)
+    assert list(home.iterdir()) == []
+    first_log = first.stop()
+    assert requests.get(f"{second.base}/readyz", timeout=10).status_code == 200
+    second_log = second.stop()
+    assert "Control socket" not in first_log + second_log
+    assert list(home.iterdir()) == []
