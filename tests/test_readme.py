@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from control_api.audit import actions
 from control_api.settings import markdown_table
 from tests.peers.postgres import free_port
 
@@ -35,6 +36,11 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_second():
 def test_settings_table_matches_settings_py():
     table = README.split("<!-- settings-table")[1].split("-->", 1)[1].split("<!-- /settings-table -->")[0]
     assert table.strip() == markdown_table().strip()
+
+
+def test_audit_actions_match_the_registry():
+    block = README.split("<!-- audit-actions")[1].split("-->", 1)[1].split("<!-- /audit-actions -->")[0]
+    assert block.strip() == actions.markdown_table().strip()
 
 
 def test_first_command_serves_the_api_and_the_printed_password_logs_in(tmp_path):

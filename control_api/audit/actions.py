@@ -1,0 +1,80 @@
+"""Every action the audit log records, and when: the one list that the README's table
+is generated from (`scripts/readme-audit-actions`) and that a test holds equal to the
+actions the code records (tests/control_api/audit/test_actions.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    name: str
+    when: str  # one line, Markdown
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("db.upgrade", "`weco db upgrade` applied migrations (their versions), in their transaction."),
+    Action("user.create", "`weco user create` made an account."),
+    Action("user.disable", "`weco user disable` disabled an account."),
+    Action("user.break_glass_created", "`weco break-glass create` made the emergency superadmin (critical)."),
+    Action("auth.login", "A session started (password, and the second factor if any)."),
+    Action("auth.login_failed", "A wrong password at login, with the email tried "
+                                "(critical for break-glass)."),
+    Action("auth.password_ok", "A right password; the second factor is asked next."),
+    Action("auth.second_factor_failed", "A wrong second-factor code at login."),
+    Action("auth.recovery_code_used", "A TOTP recovery code was spent at login."),
+    Action("auth.email_code_sent", "An email one-time code was sent."),
+    Action("auth.login_refused_sealed", "Sealed mode refused an account without TOTP after its "
+                                        "grace period."),
+    Action("auth.break_glass_login", "The break-glass account logged in (critical)."),
+    Action("auth.lockout", "An account was locked for 15 minutes after 5 failed checks."),
+    Action("auth.login_throttled", "The first throttled credential check from an address in a 15-minute "
+                                   "window (limit, kind of check, account)."),
+    Action("auth.throttle_window_closed", "A throttle window ended: its exact count of refusals, in all and "
+                                          "by limit (actor `system:throttle`)."),
+    Action("auth.step_up", "A step-up token was minted for one scope."),
+    Action("auth.step_up_failed", "A wrong TOTP code at step-up."),
+    Action("auth.reauth_failed", "A wrong current password or code, asked again before a change."),
+    Action("auth.password_changed", "A user changed their password."),
+    Action("auth.2fa_enrolment_started", "TOTP enrolment began (secret issued, not yet confirmed)."),
+    Action("auth.2fa_enrolled", "A second factor was enrolled (TOTP confirmed, or email codes on)."),
+    Action("auth.2fa_removed", "A second factor was removed."),
+    Action("auth.logout", "A session was ended by its user."),
+    Action("auth.session_replaced", "A login ended the session the browser already had."),
+    Action("auth.session_revoked", "A session was ended by its owner or a superadmin."),
+    Action("auth.sessions_ended", "Every session of an account ended (password or factor change, disable)."),
+    Action("auth.tokens_revoked", "Every API token of an account was revoked (same causes)."),
+    Action("token.create", "An API token was made (through the API or `weco token create`)."),
+    Action("token.revoke", "An API token was revoked."),
+    Action("site.create", "A site was created."),
+    Action("site.delete", "A site was deleted."),
+    Action("site.host_attach", "A host was attached to a site."),
+    Action("site.host_detach", "A host was detached from a site."),
+    Action("site.grant", "An admin was granted a site."),
+    Action("site.revoke", "An admin's grant on a site was revoked."),
+    Action("host.create", "A host was registered (its key's fingerprint, never the key)."),
+    Action("host.delete", "A host was deleted."),
+    Action("run.request", "A run was queued (playbook, target, extra variables)."),
+    Action("run.start", "A worker claimed a run."),
+    Action("run.finish", "A run ended: status, exit code and error."),
+    Action("run.cancel", "A run was canceled, queued or running."),
+    Action("run.lost", "A run was marked lost: its worker stopped renewing the lease."),
+    Action("master_secret.init", "`weco master-secret init` stored a new master secret with a provider."),
+    Action("master_secret.register", "The store recorded a master key it did not know (the first "
+                                     "process to load it)."),
+    Action("master_secret.rotate.start", "A master-secret rotation began towards a new key."),
+    Action("master_secret.rotate.batch", "A batch of one column was re-encrypted under the new key."),
+    Action("master_secret.rotate.finish", "A rotation ended; the old key is retired."),
+    Action("audit.quarantine", "The sealer set a queued row aside (target `audit_queue:ID`, with the "
+                               "reason; actor `system:audit-sealer`)."),
+)
+
+NAMES = frozenset(action.name for action in ACTIONS)
+
+
+def markdown_table() -> str:
+    """The README's table of recorded actions."""
+    lines = ["| Action | Recorded when |", "|---|---|"]
+    lines += [f"| `{action.name}` | {action.when} |" for action in ACTIONS]
+    return "\n".join(lines) + "\n"
