@@ -13,18 +13,29 @@ from control_api.auth.guard import Check, CredentialGuard, password_check
 from control_api.auth.sealed import SealedMode
 from control_api.auth.second_factor import SecondFactorError, SecondFactors
 from control_api.auth.users import UserService, email_key, find_by_email
+from control_api.errors import ApiError
 from control_api.models import User
 
 
-class LoginFailed(Exception):
+class LoginFailed(ApiError):
     """Unknown account, disabled account or wrong password: deliberately one error."""
 
+    status = 401
+    title = "Login failed"
 
-class SealedModeRefused(Exception):
+    def __init__(self) -> None:
+        super().__init__("the email or password is incorrect")
+
+
+class SealedModeRefused(ApiError):
     """Sealed mode: this account has no TOTP and its grace period is over."""
 
+    status = 403
+    title = "TOTP required"
+
     def __init__(self, deadline: dt.datetime) -> None:
-        super().__init__(deadline)
+        super().__init__(f"sealed mode: accounts without TOTP could log in until "
+                         f"{deadline.isoformat()}Z; ask a superadmin for help")
         self.deadline = deadline
 
 

@@ -12,6 +12,7 @@ from control_api.auth.credentials import digest
 from control_api.auth.mailer import MailError, SmtpMailer
 from control_api.auth.totp import TotpService
 from control_api.clock import SecretTokens, SystemClock, unix_seconds
+from control_api.errors import ApiError
 from control_api.models import LoginChallenge, RecoveryCode, User
 
 CHALLENGE_LIFETIME = dt.timedelta(minutes=5)
@@ -20,8 +21,11 @@ EMAIL_CODE_LIFETIME = dt.timedelta(minutes=10)
 RESEND_AFTER = dt.timedelta(seconds=60)  # one mail a minute per challenge, at most
 
 
-class SecondFactorError(Exception):
-    """The challenge or the code is not good; str() is safe to show."""
+class SecondFactorError(ApiError):
+    """The challenge or the code is not good; the description is safe to show."""
+
+    status = 401
+    title = "Second factor refused"
 
 
 def _email_code_hash(challenge_id: int, code: str) -> str:

@@ -5,18 +5,10 @@ from __future__ import annotations
 import falcon
 
 from control_api.auth.credentials import csrf_token_for
-from control_api.auth.login import LoginFailed, LoginResult, LoginService, SealedModeRefused
-from control_api.auth.second_factor import SecondFactorError
+from control_api.auth.login import LoginResult, LoginService
 from control_api.authz import authenticated, public
 from control_api.body import read_json, require_str
 from control_api.resources.common import actor_of
-
-
-def login_failed() -> falcon.HTTPUnauthorized:
-    # One answer for an unknown account, a disabled one and a wrong password.
-    return falcon.HTTPUnauthorized(
-        title="Login failed", description="the email or password is incorrect"
-    )
 
 
 class CookiePolicy:
@@ -37,22 +29,6 @@ class CookiePolicy:
         resp.unset_cookie(self.name, path="/", same_site="Strict")
 
 
-def _refusals(call):
-    """Run a login step, turning its refusals into the HTTP answers they deserve (a
-    throttled attempt is an ApiError, answered 429 by the error handler)."""
-    try:
-        return call()
-    except LoginFailed:
-        raise login_failed() from None
-    except SealedModeRefused as refused:
-        raise falcon.HTTPForbidden(
-            title="TOTP required",
-            description=f"sealed mode: accounts without TOTP could log in until "
-                        f"{refused.deadline.isoformat()}Z; ask a superadmin for help") from None
-    except SecondFactorError as exc:
-        raise falcon.HTTPUnauthorized(title="Second factor refused", description=str(exc)) from None
-
-
 class Login:
     def __init__(self, logins: LoginService, cookie: CookiePolicy):
         self.logins = logins
@@ -63,7 +39,7 @@ class Login:
         data = read_json(req)
         email = require_str(data, "email", 254)
         password = require_str(data, "password", 4096)
-        result = _refusals(lambda: self.logins.login(email, password, actor_of(req), req.context.principal))
+        result = self.logins.login(email, password, actor_of(req), req.context.principal)
         if result.challenge is not None:
             resp.media = {"second_factor_required": True, "challenge": result.challenge,
                           "methods": result.methods}
@@ -85,8 +61,7 @@ class SecondFactor(Login):
         challenge = require_str(data, "challenge", 100)
         method = require_str(data, "method", 20)
         code = require_str(data, "code", 40)
-        result = _refusals(lambda: self.logins.complete(challenge, method, code, actor_of(req),
-                                                        req.context.principal))
+        result = self.logins.complete(challenge, method, code, actor_of(req), req.context.principal)
         self._session(resp, result)
 
 
@@ -97,7 +72,7 @@ class EmailCode:
     @public
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         challenge = require_str(read_json(req), "challenge", 100)
-        _refusals(lambda: self.logins.send_email_code(challenge, actor_of(req)))
+        self.logins.send_email_code(challenge, actor_of(req))
         resp.status = falcon.HTTP_202
         resp.media = {"sent": True}
 
