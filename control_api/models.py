@@ -27,6 +27,8 @@ class User(BaseModel):
     disabled_at = peewee.DateTimeField(null=True)
     break_glass = peewee.BooleanField(default=False)
     email_2fa_at = peewee.DateTimeField(null=True)
+    # Bumped by every credential change: what a session or challenge was made under.
+    credential_epoch = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "users"
@@ -45,6 +47,7 @@ class Session(BaseModel):
     source_ip = peewee.TextField()
     user_agent = peewee.TextField()
     second_factor = peewee.TextField(null=True)  # the factor the login passed, if any
+    credential_epoch = peewee.IntegerField(default=0)  # the user's, when the login checked it
 
     class Meta:
         table_name = "sessions"
@@ -141,6 +144,9 @@ class LoginChallenge(BaseModel):
     used_at = peewee.DateTimeField(null=True)
     email_code_hash = peewee.CharField(max_length=64, null=True)
     email_code_expires_at = peewee.DateTimeField(null=True)
+    email_code_sent_at = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(null=True)  # None: made before m0009, treated as expired
+    credential_epoch = peewee.IntegerField(default=0)  # the user's, when the password was checked
 
     class Meta:
         table_name = "login_challenges"

@@ -8,6 +8,12 @@ needs no storage and is bound to exactly one session.
 A token lives FF_TOKEN_MAX_DAYS at most from its creation, checked at every use, so
 lowering the setting also shortens tokens made before; under sealed mode a token of
 an account without TOTP stops working when that account's grace period ends.
+
+Each user has a credential epoch that every credential change (end_all_access) bumps.
+A session and a login challenge record the epoch their password was checked under, and
+the transaction that inserts a session or a token re-reads the account (share-locked on
+PostgreSQL) and refuses if the epoch moved, the account was disabled or, for a mint, the
+session ended: a change that commits while a login or a mint is in flight cuts it.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ import peewee
 from control_api.audit.log import Actor, AuditLog
 from control_api.auth.sealed import SealedMode
 from control_api.clock import SecretTokens, SystemClock
+from control_api.db import dialect
 from control_api.errors import ApiError
-from control_api.models import ApiToken, Session, User
+from control_api.models import ApiToken, LoginChallenge, Session, User
 
 TOKEN_PREFIX = "weco_"  # noqa: S105 (a public marker for secret scanners)
 _CSRF_LABEL = b"weco/csrf/v1"
@@ -41,6 +48,14 @@ def csrf_token_for(session_value: str) -> str:
 
 class TokenLifetimeError(ApiError):
     """A token was asked to live longer than FF_TOKEN_MAX_DAYS."""
+
+
+class AccessChanged(ApiError):
+    """The session ended, the account was disabled or a credential of it changed after the
+    check a login or a mint relied on: nothing was issued."""
+
+    status = 401
+    title = "Credentials changed"
 
 
 class TokenSealed(ApiError):
@@ -81,10 +96,16 @@ class CredentialService:
     # -- sessions -----------------------------------------------------------------
 
     def start_session(self, user: User, actor: Actor, metadata: dict | None = None,
-                      second_factor: str | None = None) -> tuple[str, Session]:
+                      second_factor: str | None = None, epoch: int | None = None) -> tuple[str, Session]:
+        """A new session. `epoch` is the user's credential epoch when the login checked the
+        password: if a credential changed since (or the account was disabled), AccessChanged,
+        decided in the insert's own transaction. None: the current epoch (the operator)."""
         value = self.tokens.token(32)
         now = self.clock.now()
         with self.audit.mutation():
+            current = self._account_for_insert(user)
+            if current is None or (epoch is not None and current.credential_epoch != epoch):
+                raise AccessChanged("the account's credentials changed during this login: log in again")
             session = Session.create(
                 token_hash=digest(value),
                 user=user,
@@ -94,10 +115,21 @@ class CredentialService:
                 source_ip=actor.source_ip,
                 user_agent=actor.user_agent[:512],
                 second_factor=second_factor,
+                credential_epoch=current.credential_epoch,
             )
             self.audit.record(actor, "auth.login", f"user:{user.id}",
                               {"session": session.id, **(metadata or {})})
         return value, session
+
+    def _account_for_insert(self, user: User) -> User | None:
+        """The user's row as it is now, if the account is active, read so that a credential
+        change cannot commit between this read and the caller's insert: on PostgreSQL the
+        row is share-locked (end_all_access bumps the epoch first, so it waits for us, or
+        we wait for it and read its epoch); SQLite's write transactions are serial."""
+        query = User.select().where((User.id == user.id) & User.disabled_at.is_null())
+        if dialect(self.audit.db) == "postgresql":
+            query = query.for_update("FOR SHARE")
+        return query.first()
 
     def session_principal(self, value: str) -> Principal | None:
         session = (
@@ -109,6 +141,8 @@ class CredentialService:
         now = self.clock.now()
         if session is None or session.revoked_at is not None or session.user.disabled_at:
             return None
+        if session.credential_epoch != session.user.credential_epoch:
+            return None  # made before a credential change (end_all_access also revoked it)
         if now >= session.expires_at or now - session.last_seen_at >= self.idle:
             return None
         if now - session.last_seen_at >= _TOUCH_EVERY:
@@ -116,14 +150,20 @@ class CredentialService:
         return Principal(session.user, "session", session.id, csrf_token_for(value), session.second_factor)
 
     def end_all_access(self, user: User, actor: Actor, reason: str) -> None:
-        """Every session of `user` ends and every API token is revoked (a password or a
-        second factor changed, or the account was disabled)."""
+        """Every session of `user` ends, every API token and pending login challenge is
+        revoked, and the user's credential epoch moves on (a password or a second factor
+        changed, or the account was disabled): a login or a mint that checked the old
+        credentials, still in flight, is refused at its insert."""
         now = self.clock.now()
         with self.audit.mutation():
+            # First: on PostgreSQL this row lock orders us against _account_for_insert.
+            User.update(credential_epoch=User.credential_epoch + 1).where(User.id == user.id).execute()
             ended = Session.update(revoked_at=now).where(
                 (Session.user == user) & Session.revoked_at.is_null()).execute()
+            pending = LoginChallenge.delete().where(
+                (LoginChallenge.user == user) & LoginChallenge.used_at.is_null()).execute()
             self.audit.record(actor, "auth.sessions_ended", f"user:{user.id}",
-                              {"reason": reason, "count": ended})
+                              {"reason": reason, "count": ended, "pending_logins": pending})
             revoked = ApiToken.update(revoked_at=now).where(
                 (ApiToken.user == user) & ApiToken.revoked_at.is_null()).execute()
             self.audit.record(actor, "auth.tokens_revoked", f"user:{user.id}",
@@ -144,9 +184,12 @@ class CredentialService:
         return self.token_lifetime.days
 
     def create_token(
-        self, user: User, name: str, expires_at: dt.datetime | None, actor: Actor
+        self, user: User, name: str, expires_at: dt.datetime | None, actor: Actor,
+        session_id: int | None = None,
     ) -> tuple[str, ApiToken]:
-        """A new token; expires_at=None means the longest allowed life."""
+        """A new token; expires_at=None means the longest allowed life. `session_id`: the
+        session minting it, which must still be live, with no credential change since its
+        login, in the insert's own transaction (else AccessChanged). None: the operator."""
         now = self.clock.now()
         longest = now + self.token_lifetime
         if expires_at is not None and expires_at > longest:
@@ -156,6 +199,11 @@ class CredentialService:
         value = TOKEN_PREFIX + self.tokens.token(32)
         try:
             with self.audit.mutation():
+                current = self._account_for_insert(user)
+                if session_id is not None:
+                    self._check_minting_session(session_id, current, now)
+                elif current is None:
+                    raise ValueError("this account is disabled")
                 token = ApiToken.create(
                     token_hash=digest(value),
                     user=user,
@@ -169,6 +217,16 @@ class CredentialService:
         except peewee.IntegrityError:
             raise ValueError(f"this user already has a token named {name!r}") from None
         return value, token
+
+    def _check_minting_session(self, session_id: int, account: User | None, now: dt.datetime) -> None:
+        query = Session.select().where(Session.id == session_id)
+        if dialect(self.audit.db) == "postgresql":
+            query = query.for_update("FOR SHARE")  # a logout waits for the mint, or the mint sees it
+        session = query.first()
+        if (account is None or session is None or session.user_id != account.id
+                or session.revoked_at is not None or now >= session.expires_at
+                or session.credential_epoch != account.credential_epoch):
+            raise AccessChanged("this session ended or the account's credentials changed: log in again")
 
     def token_expiry(self, token: ApiToken) -> dt.datetime:
         """When the token stops working: its own expiry, or FF_TOKEN_MAX_DAYS after its

@@ -76,7 +76,7 @@ class LoginService:
                 challenge = self.second.open_challenge(user)
                 self.audit.record(actor, "auth.password_ok", f"user:{user.id}", {"second_factor": methods})
             return LoginResult(user, challenge=challenge, methods=methods)
-        value = self._session(user, actor, previous, "password")
+        value = self._session(user, actor, previous, "password", user.credential_epoch)
         return LoginResult(user, session_value=value, totp_required_by=deadline)
 
     def send_email_code(self, challenge_value: str, actor: Actor) -> None:
@@ -104,7 +104,8 @@ class LoginService:
         self.guard.passed(check, actor, proves_account=True)
         if method == "recovery_code":
             self.audit.record_alone(actor, "auth.recovery_code_used", f"user:{user.id}")
-        return LoginResult(user, session_value=self._session(user, actor, previous, method))
+        return LoginResult(user, session_value=self._session(user, actor, previous, method,
+                                                             challenge.credential_epoch))
 
     def logout(self, principal: Principal, actor: Actor) -> None:
         self.credentials.end_session(principal.credential_id, actor)
@@ -113,13 +114,14 @@ class LoginService:
         """The factors this login may use, and the sealed-mode deadline for enrolling TOTP."""
         return self.sealed.narrow(self.second.methods(user))
 
-    def _session(self, user: User, actor: Actor, previous: Principal | None, method: str) -> str:
+    def _session(self, user: User, actor: Actor, previous: Principal | None, method: str, epoch: int) -> str:
+        """A session, unless a credential changed since the password was checked (`epoch`)."""
         # A fresh session id at every login; a session the browser still held ends.
         if previous is not None and previous.via == "session":
             self.credentials.end_session(previous.credential_id, actor, "auth.session_replaced")
         user_actor = Actor(f"user:{user.id}", actor.source_ip, actor.user_agent)
         second_factor = None if method == "password" else method
-        value, _ = self.credentials.start_session(user, user_actor, {"method": method}, second_factor)
+        value, _ = self.credentials.start_session(user, user_actor, {"method": method}, second_factor, epoch)
         if user.break_glass:
             self.audit.record_alone(user_actor, "auth.break_glass_login", f"user:{user.id}",
                                     {"severity": "critical", "notice": "break-glass account used"})

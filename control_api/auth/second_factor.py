@@ -1,5 +1,10 @@
 """The second step of a login: short-lived challenges, and the factors that answer
-them (TOTP, a recovery code, or a code sent by email)."""
+them (TOTP, a recovery code, or a code sent by email).
+
+A challenge's lifetime runs from its creation: 5 minutes, or 10 once an email code is
+asked for (mail can be slow), however often a code is resent. It carries the user's
+credential epoch from the password check, so a credential change made meanwhile
+(which also deletes pending challenges) leaves it unusable."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from control_api.models import LoginChallenge, RecoveryCode, User
 
 CHALLENGE_LIFETIME = dt.timedelta(minutes=5)
 CHALLENGE_ATTEMPTS = 5
-EMAIL_CODE_LIFETIME = dt.timedelta(minutes=10)
+EMAIL_CODE_LIFETIME = dt.timedelta(minutes=10)  # from the challenge's creation, not from the mail
 RESEND_AFTER = dt.timedelta(seconds=60)  # one mail a minute per challenge, at most
 
 
@@ -26,6 +31,9 @@ class SecondFactorError(ApiError):
 
     status = 401
     title = "Second factor refused"
+
+
+_SPENT = "the login challenge is unknown, used up or expired: log in again"
 
 
 def _email_code_hash(challenge_id: int, code: str) -> str:
@@ -53,35 +61,56 @@ class SecondFactors:
         return methods
 
     def open_challenge(self, user: User) -> str:
+        """A challenge for `user`, as read when its password was checked (its epoch)."""
         value = self.tokens.token(32)
-        LoginChallenge.create(token_hash=digest(value), user=user,
-                              expires_at=self.clock.now() + CHALLENGE_LIFETIME)
+        now = self.clock.now()
+        LoginChallenge.create(token_hash=digest(value), user=user, created_at=now,
+                              expires_at=now + CHALLENGE_LIFETIME, credential_epoch=user.credential_epoch)
         return value
 
     def challenge(self, value: str) -> LoginChallenge:
-        found = LoginChallenge.get_or_none(LoginChallenge.token_hash == digest(value))
+        found = (LoginChallenge.select(LoginChallenge, User).join(User)
+                 .where(LoginChallenge.token_hash == digest(value)).first())
         if (found is None or found.used_at is not None or found.expires_at <= self.clock.now()
-                or found.attempts >= CHALLENGE_ATTEMPTS):
-            raise SecondFactorError("the login challenge is unknown, used up or expired: log in again")
+                or found.attempts >= CHALLENGE_ATTEMPTS or found.created_at is None
+                or found.credential_epoch != found.user.credential_epoch):
+            raise SecondFactorError(_SPENT)
         return found
 
     def send_email_code(self, challenge: LoginChallenge) -> None:
         now = self.clock.now()
-        last_sent = challenge.email_code_expires_at and challenge.email_code_expires_at - EMAIL_CODE_LIFETIME
-        if last_sent and now - last_sent < RESEND_AFTER:
-            raise SecondFactorError(f"a code was sent less than {RESEND_AFTER.seconds} seconds ago")
+        too_soon = SecondFactorError(f"a code was sent less than {RESEND_AFTER.seconds} seconds ago")
+        if challenge.email_code_sent_at and now - challenge.email_code_sent_at < RESEND_AFTER:
+            raise too_soon
         code = f"{secrets.randbelow(10**6):06d}"
-        # The code lives 10 minutes, and its challenge with it (mail can be slow).
-        until = self.clock.now() + EMAIL_CODE_LIFETIME
-        LoginChallenge.update(email_code_hash=_email_code_hash(challenge.id, code),
-                              email_code_expires_at=until, expires_at=until).where(
-            LoginChallenge.id == challenge.id).execute()
+        # The code and its challenge live until 10 minutes after the challenge was made
+        # (mail can be slow); resending never moves that, so no challenge lives longer.
+        until = challenge.created_at + EMAIL_CODE_LIFETIME
+        # The same conditions again, atomically: of concurrent sends, one mails a code.
+        sent = LoginChallenge.update(
+            email_code_hash=_email_code_hash(challenge.id, code), email_code_expires_at=until,
+            email_code_sent_at=now, expires_at=until,
+        ).where(
+            (LoginChallenge.id == challenge.id) & LoginChallenge.used_at.is_null()
+            & (LoginChallenge.expires_at > now)
+            & (LoginChallenge.email_code_sent_at.is_null()
+               | (LoginChallenge.email_code_sent_at <= now - RESEND_AFTER))).execute()
+        if sent != 1:
+            raise too_soon if self._live(challenge.id, now) else SecondFactorError(_SPENT)
+        minutes = -(-int((until - now).total_seconds()) // 60)
+        minutes_left = f"{minutes} minute" + ("s" if minutes != 1 else "")
         try:
             self.mailer.send(challenge.user.email, "Your WECO login code",
-                             f"Your one-time login code is {code}. It expires in 10 minutes.\n"
+                             f"Your one-time login code is {code}. It expires in {minutes_left}.\n"
                              "If you did not try to log in, tell your security team.")
         except MailError as exc:
             raise SecondFactorError(str(exc)) from None
+
+    @staticmethod
+    def _live(challenge_id: int, now: dt.datetime) -> bool:
+        return LoginChallenge.select().where(
+            (LoginChallenge.id == challenge_id) & LoginChallenge.used_at.is_null()
+            & (LoginChallenge.expires_at > now)).exists()
 
     def reserve(self, challenge: LoginChallenge) -> bool:
         """Take one of the challenge's tries, atomically, before any code is checked: of

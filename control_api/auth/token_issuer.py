@@ -61,6 +61,9 @@ class TokenIssuer:
                            title="Invalid request")
         expires = self.credentials.clock.now() + dt.timedelta(days=days)
         try:
-            return self.credentials.create_token(principal.user, name, expires, actor)
+            # The session is checked again in the insert's transaction: a logout or a
+            # credential change that lands after check_may_mint still stops the mint.
+            return self.credentials.create_token(principal.user, name, expires, actor,
+                                                 session_id=principal.credential_id)
         except ValueError as exc:
             raise ApiError(str(exc), status=409, title="Token name taken") from None
