@@ -7,7 +7,8 @@ needs no storage and is bound to exactly one session.
 
 A token lives FF_TOKEN_MAX_DAYS at most from its creation, checked at every use, so
 lowering the setting also shortens tokens made before; under sealed mode a token of
-an account without TOTP stops working when that account's grace period ends.
+an account without TOTP stops working when that account's grace period ends, and so
+does a session whose login did not pass TOTP.
 
 Each user has a credential epoch that every credential change (end_all_access) bumps.
 A session and a login challenge record the epoch their password was checked under, and
@@ -144,6 +145,10 @@ class CredentialService:
         if session.credential_epoch != session.user.credential_epoch:
             return None  # made before a credential change (end_all_access also revoked it)
         if now >= session.expires_at or now - session.last_seen_at >= self.idle:
+            return None
+        if self.sealed.refuses_session(session.second_factor) is not None:
+            # Sealed mode's grace is over and this login did not pass TOTP: like a stale
+            # cookie (anonymous, so logging in again still works and says why it is refused).
             return None
         if now - session.last_seen_at >= _TOUCH_EVERY:
             Session.update(last_seen_at=now).where(Session.id == session.id).execute()

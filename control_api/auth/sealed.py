@@ -1,8 +1,9 @@
 """Sealed mode (FF_SEALED_MODE=1): nobody gets in without TOTP, once the grace period
 that began when sealed mode was first seen is over. It decides for logins (which
 factors a login may use, and until when an account without TOTP may still log in
-to enrol) and for API tokens (a token of an account without TOTP stops working at
-that same moment)."""
+to enrol), for API tokens (a token of an account without TOTP stops working at that
+same moment) and for sessions (one whose login did not pass TOTP stops then too, so a
+password login made just before the deadline does not last its 12 hours past it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from control_api.clock import SystemClock
 from control_api.models import SystemState, TotpCredential, User
 
 SEALED_SINCE = "sealed_mode_first_seen"
+TOTP_FACTORS = ("totp", "recovery_code")  # a recovery code is TOTP's own fallback
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,14 @@ class SealedMode:
         confirmed = TotpCredential.select().where(
             (TotpCredential.user == user) & TotpCredential.confirmed_at.is_null(False))
         if confirmed.exists():
+            return None
+        deadline = self.since() + self.policy.grace
+        return deadline if self.clock.now() >= deadline else None
+
+    def refuses_session(self, second_factor: str | None) -> dt.datetime | None:
+        """The deadline that has passed, if sealed mode refuses a session whose login passed
+        `second_factor` (None: the password alone)."""
+        if not self.policy.enabled or second_factor in TOTP_FACTORS:
             return None
         deadline = self.since() + self.policy.grace
         return deadline if self.clock.now() >= deadline else None

@@ -23,12 +23,10 @@ import datetime as dt
 
 from control_api.audit.log import Actor
 from control_api.auth.credentials import CredentialService, Principal
-from control_api.auth.sealed import SealedMode
+from control_api.auth.sealed import TOTP_FACTORS, SealedMode
 from control_api.auth.second_factor import SecondFactors
 from control_api.errors import ApiError
 from control_api.models import ApiToken
-
-TOTP_FACTORS = ("totp", "recovery_code")
 
 
 class TokenRefused(ApiError):

@@ -1,6 +1,7 @@
-"""Sessions and API tokens against credential changes: a change cuts logins and mints
-already in progress (the check and the insert cannot be split by it), and a login
-challenge lives from its creation."""
+"""Sessions and API tokens against credential changes and sealed mode: a change cuts
+logins and mints already in progress (the check and the insert cannot be split by it),
+a login challenge lives from its creation, and sealed mode ends password-only sessions
+at the grace deadline like it ends tokens."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from control_api.auth.token_issuer import TokenIssuer
 from control_api.models import ApiToken, LoginChallenge, Session, User
 from tests.conftest import ACTOR, PASSWORD
 from tests.control_api.auth.test_second_factor import cookie_of, enrol, login, make_client, now_code, second
-from tests.control_api.auth.test_token_issuer import mint, totp_session
+from tests.control_api.auth.test_token_issuer import SEALED, bearer, mint, totp_session
 from tests.peers.smtp import SmtpServer
 
 NEW_PASSWORD = "a brand new passphrase 42"
@@ -196,3 +197,25 @@ def test_resending_email_codes_does_not_keep_a_challenge_alive(env, db, clock, f
     late = second(client, challenge, "email_code", smtp.inbox.last_code())
     assert late.status_code == 401 and "log in again" in late.json["description"]
     assert send().status_code == 401
+
+
+# -- sealed mode ends password-only sessions at the deadline --------------------------------------
+
+
+def test_sealed_mode_ends_a_password_only_session_at_the_grace_deadline(
+        env, db, clock, fast_hasher, admin, superadmin):
+    client = make_client(env, db, clock, fast_hasher, **SEALED)
+    assert login(client).status_code == 200  # sealed mode is first seen now: 7 days of grace
+    seed, _ = enrol(client, clock, cookie_of(login(client, "root@example.test")))
+    clock.advance(days=7, seconds=-60)
+    late = login(client)
+    assert late.status_code == 200 and late.json["totp_required_by"] == "2026-12-06T12:00:00Z"
+    password_only = cookie_of(late)
+    with_totp = totp_session(client, clock, seed, "root@example.test")
+    assert client.simulate_get("/api/me", headers=password_only).status_code == 200
+    clock.advance(seconds=31)  # the deadline has passed
+    assert client.simulate_get("/api/me", headers=password_only).status_code == 401
+    assert client.simulate_get("/api/me", headers=with_totp).status_code == 200
+    assert client.simulate_get("/api/tokens", headers=password_only).status_code == 401
+    token = mint(client, with_totp).json["value"]
+    assert client.simulate_get("/api/me", headers=bearer(token)).status_code == 200
