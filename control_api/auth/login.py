@@ -9,7 +9,7 @@ import datetime as dt
 
 from control_api.audit.log import Actor, AuditLog
 from control_api.auth.credentials import CredentialService, Principal
-from control_api.auth.guard import Check, CredentialGuard, password_check
+from control_api.auth.guard import Check, CredentialGuard, TooManyAttempts, password_check
 from control_api.auth.sealed import SealedMode
 from control_api.auth.second_factor import SecondFactorError, SecondFactors
 from control_api.auth.users import UserService, email_key, find_by_email
@@ -59,11 +59,17 @@ class LoginService:
         known = find_by_email(email)
         break_glass = known is not None and known.break_glass and known.disabled_at is None
         check = password_check("login", account, f"email:{account}", break_glass)
-        self.guard.admit(check, actor)
+        try:
+            held = self.guard.admit(check, actor)
+        except TooManyAttempts as refused:
+            if refused.reason == "account":
+                # As long as a checked password takes: see guard.py (the break-glass account).
+                self.users.hasher.verify(password, None)
+            raise
         user = self.users.authenticate(email, password)
         if user is None:
             # The attempted email is recorded (spraying shows up); the password never is.
-            self.guard.failed(check, actor)
+            self.guard.failed(check, actor, held=held)
             raise LoginFailed
         methods, deadline = self.factors(user)
         # The password was right; when the account has a second factor, only that proves its holder.

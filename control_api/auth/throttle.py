@@ -12,6 +12,9 @@ restart sees the same counts.
   tried concurrently or in a row; the failure that reaches the limit locks the
   account for LOCK_SECONDS. Unknown emails are counted and locked exactly like real
   accounts, so the answers reveal nothing.
+- The break-glass account's password checks are counted in a row of their own kind
+  (APPARENT_LOCK) with the same rules; its "lock" only changes the answer to a wrong
+  password, never refuses a check: see CredentialGuard.
 
 Each count moves in one atomic INSERT .. ON CONFLICT DO UPDATE .. RETURNING
 statement (SQLite 3.35+ and PostgreSQL alike).
@@ -29,6 +32,7 @@ from control_api.clock import SystemClock, unix_seconds
 ADDRESS_LIMIT, ADDRESS_WINDOW = 10, 15 * 60
 ACCOUNT_LIMIT, LOCK_SECONDS = 5, 15 * 60
 IPV6_PREFIX = 64
+ACCOUNT, APPARENT_LOCK = "account", "apparent_lock"  # the two kinds of per-account row
 
 
 def address_key(address: str) -> str:
@@ -86,23 +90,29 @@ class LoginThrottle:
             return Refusal("address", max(1, int(start + ADDRESS_WINDOW - now)))
         if not lock:
             return self.locked(account)
-        attempts, _, locked_until = self._bump("account", account, LOCK_SECONDS)
+        return self.reserve(account)
+
+    def reserve(self, account: str, kind: str = ACCOUNT) -> Refusal | None:
+        """Reserve one check in `account`'s row of `kind`; the Refusal a locked (or fully
+        reserved) account gets, if any."""
+        now = unix_seconds(self.clock.now())
+        attempts, _, locked_until = self._bump(kind, account, LOCK_SECONDS)
         if locked_until is not None and locked_until > now:
             return Refusal("account", max(1, int(locked_until - now)))
         if attempts > ACCOUNT_LIMIT:
             return Refusal("account", LOCK_SECONDS)
         return None
 
-    def failed(self, account: str) -> bool:
+    def failed(self, account: str, kind: str = ACCOUNT) -> bool:
         """After a failed check: lock the account if this was the last allowed try."""
         now = unix_seconds(self.clock.now())
         p = self.db.param
         with self.db.atomic():
             locked = self.db.execute_sql(  # placeholders only
                 f"UPDATE auth_throttle SET locked_until = {p}, attempts = 0, window_start = {p} "
-                f"WHERE kind = 'account' AND key = {p} AND attempts >= {ACCOUNT_LIMIT} "
+                f"WHERE kind = {p} AND key = {p} AND attempts >= {ACCOUNT_LIMIT} "
                 f"AND (locked_until IS NULL OR locked_until <= {p})",
-                (now + LOCK_SECONDS, now, account, now)).rowcount
+                (now + LOCK_SECONDS, now, kind, account, now)).rowcount
         return locked == 1
 
     def locked(self, account: str) -> Refusal | None:
@@ -115,17 +125,18 @@ class LoginThrottle:
             return Refusal("account", max(1, int(row[0] - now)))
         return None
 
-    def release(self, account: str) -> None:
+    def release(self, account: str, kind: str = ACCOUNT) -> None:
         """Give back the account reservation of a check that did not fail."""
-        self._give_back("account", account)
+        self._give_back(kind, account)
 
     def release_address(self, address: str) -> None:
         """Give back the address reservation of a check that succeeded."""
         self._give_back("ip", address)
 
     def succeeded(self, account: str) -> None:
-        """Clear the account's failures (a login or a code proved the account's holder)."""
+        """Clear the account's failures, of both kinds (a login or a code proved the
+        account's holder)."""
         p = self.db.param
         with self.db.atomic():
-            self.db.execute_sql(f"DELETE FROM auth_throttle WHERE kind = 'account' AND key = {p}",
-                                (account,))
+            self.db.execute_sql(f"DELETE FROM auth_throttle WHERE kind IN ({p}, {p}) AND key = {p}",
+                                (ACCOUNT, APPARENT_LOCK, account))
