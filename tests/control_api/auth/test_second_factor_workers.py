@@ -1,6 +1,7 @@
 """Concurrent guesses at one login challenge, across two gunicorn workers (#11 item 5):
 each attempt is reserved atomically before its code is checked, so 64 parallel wrong
-codes get at most 5 checked."""
+codes get at most 5 checked. Two limits apply to every guess (the account's 5 and the
+challenge's 5), so a second test sets things up where only the challenge's can bind."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from tests.conftest import ACTOR, PASSWORD
 from tests.peers.server import WecoServer, worker_pids
 
 
-def enrolled_store(env: dict) -> str:
-    """Migrate the store, create an admin with confirmed TOTP; return the wrong code to send."""
+def enrolled_store(env: dict) -> tuple[str, str]:
+    """Migrate the store, create an admin with confirmed TOTP; return its seed and a wrong
+    code to send."""
     subprocess.run([sys.executable, "-m", "control_api.cli", "db", "upgrade"], check=True,
                    env={"PATH": os.environ["PATH"], **env}, capture_output=True)
     settings = load_settings(env)
@@ -39,7 +41,7 @@ def enrolled_store(env: dict) -> str:
     # A code that is right for no step the server may accept during the test.
     step = int(unix_seconds(SystemClock().now() + dt.timedelta(seconds=60)) // STEP_SECONDS)
     right = {code_at(seed, s) for s in range(step - 6, step + 6)}
-    return next(f"{n:06d}" for n in range(1000) if f"{n:06d}" not in right)
+    return seed, next(f"{n:06d}" for n in range(1000) if f"{n:06d}" not in right)
 
 
 def server_log(server: WecoServer) -> str:
@@ -64,7 +66,7 @@ def wait_for_both_workers(server: WecoServer) -> None:
 
 
 def test_sixty_four_parallel_wrong_codes_check_at_most_five(env):
-    wrong = enrolled_store(env)
+    _, wrong = enrolled_store(env)
     server = WecoServer(env, workers=2, threads=8).start()
     try:
         wait_for_both_workers(server)
@@ -86,5 +88,41 @@ def test_sixty_four_parallel_wrong_codes_check_at_most_five(env):
         stderr = server.stop()
     checked = [a for a in answers if a == (401, "the code is not right")]
     assert 1 <= len(checked) <= 5, answers
+    assert all(status in (401, 429) for status, _ in answers), answers
+    assert len(worker_pids(stderr, "/api/auth/login/second-factor")) == 2
+
+
+def test_the_challenge_reservation_alone_holds_parallel_guesses_to_its_last_try(env):
+    """A challenge with one try left, on an account whose failures were just cleared: the
+    account would admit 5 guesses, so only the challenge's own reservation keeps the
+    checked ones to 1."""
+    seed, wrong = enrolled_store(env)
+    server = WecoServer(env, workers=2, threads=8).start()
+    try:
+        wait_for_both_workers(server)
+        credentials = {"email": "ops@example.test", "password": PASSWORD}
+
+        def answer(challenge: str, code: str, source: str) -> tuple[int, str]:
+            status, body = server.post_json("/api/auth/login/second-factor",
+                                            {"challenge": challenge, "method": "totp", "code": code}, source)
+            return status, body.get("description", "")
+
+        status, body = server.post_json("/api/auth/login", credentials)
+        assert status == 200 and body["second_factor_required"], body
+        target = body["challenge"]
+        for _ in range(4):  # four of the target's five tries, spent
+            assert answer(target, wrong, "127.0.4.1") == (401, "the code is not right")
+        # A login completed on another challenge clears the account's failures (not the target's tries).
+        status, body = server.post_json("/api/auth/login", credentials, "127.0.4.2")
+        assert status == 200, body
+        step = int(unix_seconds(SystemClock().now()) // STEP_SECONDS)
+        assert answer(body["challenge"], code_at(seed, step), "127.0.4.2")[0] == 200
+
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            answers = list(pool.map(lambda n: answer(target, wrong, f"127.0.5.{n + 1}"), range(64)))
+    finally:
+        stderr = server.stop()
+    checked = [a for a in answers if a == (401, "the code is not right")]
+    assert len(checked) == 1, answers
     assert all(status in (401, 429) for status, _ in answers), answers
     assert len(worker_pids(stderr, "/api/auth/login/second-factor")) == 2
