@@ -19,8 +19,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("user.disable", "`weco user disable` disabled an account."),
     Action("user.break_glass_created", "`weco break-glass create` made the emergency superadmin (critical)."),
     Action("auth.login", "A session started (password, and the second factor if any)."),
-    Action("auth.login_failed", "A wrong password at login, with the email tried "
-                                "(critical for break-glass)."),
+    Action("auth.login_failed", "A wrong password at login, with the email tried (critical for "
+                                "break-glass, marked when answered 429 by its look-alike lock)."),
     Action("auth.password_ok", "A right password; the second factor is asked next."),
     Action("auth.second_factor_failed", "A wrong second-factor code at login."),
     Action("auth.recovery_code_used", "A TOTP recovery code was spent at login."),
@@ -43,7 +43,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("auth.logout", "A session was ended by its user."),
     Action("auth.session_replaced", "A login ended the session the browser already had."),
     Action("auth.session_revoked", "A session was ended by its owner or a superadmin."),
-    Action("auth.sessions_ended", "Every session of an account ended (password or factor change, disable)."),
+    Action("auth.sessions_ended", "Every session of an account ended and its pending logins (challenges) "
+                                  "were deleted, with both counts (password or factor change, disable)."),
     Action("auth.tokens_revoked", "Every API token of an account was revoked (same causes)."),
     Action("token.create", "An API token was made (through the API or `weco token create`)."),
     Action("token.revoke", "An API token was revoked."),
