@@ -8,7 +8,7 @@ import datetime as dt
 import falcon
 import peewee
 
-from control_api import authz, errors, middleware
+from control_api import authz, body, errors, middleware
 from control_api.audit import keys
 from control_api.audit.log import AuditLog
 from control_api.auth.account import AccountService
@@ -134,12 +134,14 @@ def create_app(deps: Deps) -> falcon.App:
             middleware.RequestContext(deps.tokens),
             middleware.ClientAddress(settings.trusted_proxies),
             middleware.SecurityHeaders(),
+            middleware.ValidText(),
             middleware.BodyLimit(settings.max_body_bytes),
             middleware.StoreConnection(deps.db),
             middleware.Authentication(credentials, cookie.name),
         ]
     )
     errors.install(app)
+    app.router_options.converters["id"] = body.StoreId
 
     app.add_route("/healthz", health.Health())
     app.add_route("/readyz", health.Ready(deps.db))
@@ -155,11 +157,11 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/api/me/totp/confirm", account.TotpConfirm(accounts, cookie))
     app.add_route("/api/me/email-codes", account.EmailCodes(accounts, step_up, cookie))
     app.add_route("/api/me/sessions", account.MySessions())
-    app.add_route("/api/me/sessions/{session_id:int}", account.MySession(credentials))
-    app.add_route("/api/sessions/{session_id:int}", account.AnySession(credentials, step_up))
+    app.add_route("/api/me/sessions/{session_id:id}", account.MySession(credentials))
+    app.add_route("/api/sessions/{session_id:id}", account.AnySession(credentials, step_up))
     app.add_route("/api/users", users.Users())
     app.add_route("/api/tokens", tokens.Tokens(issuer, step_up))
-    app.add_route("/api/tokens/{token_id:int}", tokens.Token(credentials, step_up))
+    app.add_route("/api/tokens/{token_id:id}", tokens.Token(credentials, step_up))
     app.add_route("/api/audit", audit.Audit())
     add_site_routes(app, deps, step_up)
 
@@ -171,15 +173,15 @@ def add_site_routes(app: falcon.App, deps: Deps, step_up: StepUp) -> None:
     catalog, queue = build_catalog(deps), build_queue(deps)
     app.add_route("/api/sites", sites.Sites(catalog))
     app.add_route("/api/sites/{slug}", sites.SiteItem(catalog, step_up))
-    app.add_route("/api/sites/{slug}/hosts/{host_id:int}", sites.SiteHostLink(catalog))
-    app.add_route("/api/sites/{slug}/grants/{user_id:int}", sites.SiteGrantLink(catalog))
+    app.add_route("/api/sites/{slug}/hosts/{host_id:id}", sites.SiteHostLink(catalog))
+    app.add_route("/api/sites/{slug}/grants/{user_id:id}", sites.SiteGrantLink(catalog))
     app.add_route("/api/hosts", hosts.Hosts(catalog))
-    app.add_route("/api/hosts/{host_id:int}", hosts.HostItem(catalog, step_up))
+    app.add_route("/api/hosts/{host_id:id}", hosts.HostItem(catalog, step_up))
     app.add_route("/api/runs", runs.Runs(queue))
-    app.add_route("/api/runs/{run_id:int}", runs.RunItem())
-    app.add_route("/api/runs/{run_id:int}/cancel", runs.RunCancel(queue))
-    app.add_route("/api/runs/{run_id:int}/events", runs.RunEvents())
-    app.add_route("/api/runs/{run_id:int}/events/stream", runs.RunEventStream(deps.db))
+    app.add_route("/api/runs/{run_id:id}", runs.RunItem())
+    app.add_route("/api/runs/{run_id:id}/cancel", runs.RunCancel(queue))
+    app.add_route("/api/runs/{run_id:id}/events", runs.RunEvents())
+    app.add_route("/api/runs/{run_id:id}/events/stream", runs.RunEventStream(deps.db))
 
 
 def check_declared(app: falcon.App) -> None:

@@ -54,6 +54,16 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
     )
 
 
+def handle_store_error(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+    """The store refused a statement: the driver's text names tables, columns and
+    values, so it goes to the operators' log only."""
+    log.error("store error in %s %s", req.method, req.path, exc_info=ex)
+    raise falcon.HTTPInternalServerError(
+        title="Store error",
+        description=f"the store could not complete the request (request id {request_id_var.get()})",
+    )
+
+
 def handle_store_down(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
     log.error("store unavailable in %s %s: %s", req.method, req.path, ex)
     raise falcon.HTTPServiceUnavailable(
@@ -77,6 +87,7 @@ def handle_api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, p
 def install(app: falcon.App) -> None:
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(peewee.OperationalError, handle_store_down)
+    app.add_error_handler(peewee.PeeweeException, handle_store_error)
+    app.add_error_handler((peewee.OperationalError, peewee.InterfaceError), handle_store_down)
     app.add_error_handler(AuditUnavailable, handle_audit_unavailable)
     app.add_error_handler(ApiError, handle_api_error)

@@ -11,6 +11,7 @@ import time
 import falcon
 import peewee
 
+from control_api import body
 from control_api.auth.credentials import CredentialService
 from control_api.clock import SecretTokens
 from control_api.logs import request_id_var
@@ -92,6 +93,13 @@ class SecurityHeaders:
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         for name, value in SECURITY_HEADERS.items():
             resp.set_header(name, value)
+
+
+class ValidText:
+    """Path, query and headers hold no NUL or lone surrogate before anything reads them."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body.check_text(req)
 
 
 class BodyLimit:

@@ -8,6 +8,7 @@ import json
 import falcon
 
 from control_api.authz import superadmin
+from control_api.body import STORE_INT_MAX, InvalidRequest, query_int
 from control_api.models import AuditEvent
 
 MAX_LIMIT = 500
@@ -19,19 +20,19 @@ def _time_param(req: falcon.Request, name: str) -> dt.datetime | None:
         return None
     try:
         value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise falcon.HTTPBadRequest(title="Invalid parameter",
-                                    description=f"'{name}' must be an ISO 8601 time") from None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        if value.tzinfo is not None:
+            # Year 1 or 9999 with an offset falls off the calendar here: OverflowError.
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"'{name}' must be an ISO 8601 time", title="Invalid parameter") from None
     return value
 
 
 class Audit:
     @superadmin
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_LIMIT, default=100)
-        cursor = req.get_param_as_int("cursor", min_value=1)
+        limit = query_int(req, "limit", 100, 1, MAX_LIMIT)
+        cursor = query_int(req, "cursor", None, 1, STORE_INT_MAX)
         query = AuditEvent.select().order_by(AuditEvent.seq.desc()).limit(limit)
         for name in ("actor", "action", "target"):
             value = req.get_param(name)

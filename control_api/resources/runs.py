@@ -14,7 +14,7 @@ import falcon
 import peewee
 
 from control_api.authz import authenticated
-from control_api.body import read_json
+from control_api.body import header_int, query_int, read_json
 from control_api.models import Host, Run, RunEvent, SiteGrant, User
 from control_api.resources.common import actor_of, invalid, iso
 from control_api.runs import playbooks
@@ -55,15 +55,6 @@ def run_or_404(user: User, run_id: int) -> Run:
     if run is None:
         raise falcon.HTTPNotFound(title="No such run", description=f"there is no run {run_id} you may see")
     return run
-
-
-def _int_param(req: falcon.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = req.get_param(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise invalid(f"'{name}' must be an integer from {low} to {high}")
-    return int(raw)
 
 
 def parse_request(user: User, data: dict) -> RunRequest:
@@ -127,10 +118,10 @@ class Runs:
             if status not in ("queued", "running", *TERMINAL):
                 raise invalid("'status' is not a run status")
             runs = runs.where(Run.status == status)
-        before = _int_param(req, "before", 0, 0, 2**62)
+        before = query_int(req, "before", 0, 0, 2**62)
         if before:
             runs = runs.where(Run.id < before)
-        limit = _int_param(req, "limit", 50, 1, PAGE_MAX)
+        limit = query_int(req, "limit", 50, 1, PAGE_MAX)
         page = list(runs.order_by(Run.id.desc()).limit(limit))
         resp.media = {"runs": [run_json(r) for r in page],
                       "next_before": page[-1].id if len(page) == limit else None}
@@ -166,8 +157,8 @@ class RunEvents:
     @authenticated
     def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
         run = run_or_404(req.context.principal.user, run_id)
-        after = _int_param(req, "after", 0, 0, 2**31)
-        limit = _int_param(req, "limit", 100, 1, PAGE_MAX)
+        after = query_int(req, "after", 0, 0, 2**31)
+        limit = query_int(req, "limit", 100, 1, PAGE_MAX)
         events = _events_after(run.id, after, limit)
         resp.media = {"events": [event_json(e) for e in events],
                       "next_after": events[-1].seq if events else after,
@@ -184,8 +175,8 @@ class RunEventStream:
     @authenticated
     def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
         run = run_or_404(req.context.principal.user, run_id)
-        last = req.get_header("Last-Event-ID")
-        after = int(last) if last and last.isdigit() else _int_param(req, "after", 0, 0, 2**31)
+        last = header_int(req, "Last-Event-ID", 0, 2**31)
+        after = last if last is not None else query_int(req, "after", 0, 0, 2**31)
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-store")
         resp.set_header("X-Accel-Buffering", "no")

@@ -365,13 +365,13 @@ def test_destructive_routes_declare_their_step_up_scope(app):
 
     scopes = {f"{method} {template}": getattr(responder, "__weco_scope__", None)
               for template, method, responder in authz.iter_routes(app)}
-    assert scopes["DELETE /api/tokens/{token_id:int}"] == "token.revoke"
-    assert scopes["DELETE /api/sessions/{session_id:int}"] == "session.revoke"
+    assert scopes["DELETE /api/tokens/{token_id:id}"] == "token.revoke"
+    assert scopes["DELETE /api/sessions/{session_id:id}"] == "session.revoke"
     assert scopes["DELETE /api/me/totp"] == "2fa.remove"
     assert scopes["DELETE /api/me/email-codes"] == "2fa.remove"
     assert scopes["POST /api/tokens"] == "token.create"
     assert scopes["DELETE /api/sites/{slug}"] == "site.delete"
-    assert scopes["DELETE /api/hosts/{host_id:int}"] == "host.delete"
+    assert scopes["DELETE /api/hosts/{host_id:id}"] == "host.delete"
     # A scope no step-up token can be minted for would make its route unusable.
     from control_api.auth.stepup import SCOPES
 
