@@ -126,13 +126,25 @@ class StoreConnection:
             self.db.close()
 
 
+def foreign_origin(req: falcon.Request) -> bool:
+    """An Origin header that names another host or port than the request's Host ("null"
+    included). Schemes are not compared: behind a proxy that ends TLS the app sees http
+    where the browser says https; the proxy must pass the Host header through."""
+    origin = req.get_header("Origin")
+    if origin is None:
+        return False
+    _, separator, netloc = origin.partition("://")
+    return not separator or netloc.rstrip("/").lower() != req.netloc.lower()
+
+
 class Authentication:
     """Sets req.context.principal from a Bearer token or the session cookie.
 
     A Bearer header that does not verify is a hard 401 (a script must not silently
     run anonymous); a stale cookie just means anonymous. Cookie-authenticated unsafe
     requests must echo the session's CSRF token, and no unsafe request may come from
-    another site (Sec-Fetch-Site), which also covers login CSRF.
+    another site (Sec-Fetch-Site) or another origin (Origin), which also covers login
+    CSRF.
     """
 
     def __init__(self, credentials: CredentialService, cookie_name: str) -> None:
@@ -145,6 +157,12 @@ class Authentication:
             raise falcon.HTTPForbidden(
                 title="Cross-site request refused",
                 description="state-changing requests must come from the same site",
+            )
+        if unsafe and foreign_origin(req):
+            # For browsers that send no Sec-Fetch-Site (older ones, some embedded views).
+            raise falcon.HTTPForbidden(
+                title="Cross-origin request refused",
+                description="state-changing requests must come from the origin they are sent to",
             )
         authorization = req.get_header("Authorization")
         if authorization is not None:

@@ -118,6 +118,28 @@ def test_cross_site_unsafe_requests_are_refused_even_for_login(client, admin):
     assert Session.select().count() == 0
 
 
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://falconframework.org.evil.example",
+                                    "http://falconframework.org:8080", "null"])
+def test_a_cookie_mutation_from_another_origin_is_refused_without_sec_fetch_site(client, admin, origin):
+    logged_in = login(client)
+    headers = {**session_cookie(logged_in), "X-CSRF-Token": logged_in.json["csrf_token"], "Origin": origin}
+    refused = client.simulate_post("/api/auth/logout", headers=headers)
+    assert refused.status_code == 403 and refused.json["title"] == "Cross-origin request refused"
+    assert client.simulate_get("/api/me", headers=session_cookie(logged_in)).status_code == 200
+    # Login CSRF too: a foreign page cannot log a browser into an account.
+    assert login(client, headers={"Origin": origin}).status_code == 403
+
+
+@pytest.mark.parametrize("host, origin", [("falconframework.org", "http://falconframework.org"),
+                                          ("127.0.0.1:8080", "http://127.0.0.1:8080"),
+                                          ("weco.example", "https://WECO.example")])
+def test_a_cookie_mutation_from_its_own_origin_is_allowed(client, admin, host, origin):
+    logged_in = login(client, headers={"Host": host, "Origin": origin})
+    headers = {**session_cookie(logged_in), "X-CSRF-Token": logged_in.json["csrf_token"],
+               "Host": host, "Origin": origin}
+    assert client.simulate_post("/api/auth/logout", headers=headers).status_code == 204
+
+
 def test_each_login_issues_a_new_session(client, admin):
     first = login(client)
     second = login(client, headers={**session_cookie(first), "X-CSRF-Token": first.json["csrf_token"]})
