@@ -17,6 +17,7 @@ from gunicorn.arbiter import Arbiter
 from control_api.app import build_deps, create_app
 from control_api.db import open_database
 from control_api.embedded_worker import EmbeddedWorker
+from control_api.gunicorn_workers import worker_class
 from control_api.logs import GUNICORN_LOGCONFIG, configure_logging
 from control_api.settings import Settings
 
@@ -91,10 +92,11 @@ def serve(settings: Settings, bind: str, workers: int, threads: int, embedded_wo
         {
             "bind": bind,
             "workers": workers,
-            # With threads > 1 gunicorn uses its gthread worker: a client following a
-            # run's event stream then holds one thread, not a whole worker process.
-            # FF_THREADS=1 keeps plain sync workers (one request per process).
-            "worker_class": "sync",
+            # With threads > 1, gunicorn's gthread worker: a client following a run's
+            # event stream then holds one thread, not a whole worker process. FF_THREADS=1
+            # keeps plain sync workers (one request per process). Either answers what
+            # gunicorn refuses by itself (long URL, large headers) in JSON.
+            "worker_class": worker_class(threads),
             "threads": threads,
             "timeout": 60,
             "graceful_timeout": GRACEFUL_TIMEOUT,
