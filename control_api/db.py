@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import peewee
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database_proxy = peewee.DatabaseProxy()
 
@@ -31,9 +31,15 @@ def open_database(url: str) -> peewee.Database:
         path = Path(unquote(parts.path))
         path.parent.mkdir(parents=True, exist_ok=True)
         # IMMEDIATE: a write transaction takes the write lock at BEGIN, so two
-        # writers queue on busy_timeout instead of failing on lock upgrade.
-        db: peewee.Database = peewee.SqliteDatabase(
-            str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE"
+        # writers queue on busy_timeout instead of failing on lock upgrade. Pooled, as
+        # on PostgreSQL: opening a connection and setting its pragmas cost more than a
+        # whole authenticated read (measured: 0.4 ms of 0.8), so a request's connection
+        # goes back to the pool at its end (rolled back if a transaction was left open).
+        db: peewee.Database = PooledSqliteDatabase(
+            str(path), pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE", max_connections=128,
+            stale_timeout=300, timeout=10,
+            # A pooled connection moves between threads, one at a time.
+            check_same_thread=False,
         )
     elif parts.scheme in ("postgresql", "postgres"):
         db = PooledPostgresqlDatabase(

@@ -39,3 +39,10 @@ def test_login_throttle_benchmark_runs():
 def test_run_latency_benchmark_runs():
     out = _bench("bench.run_latency", "--runs", "1")
     assert re.search(r"ratio ours/bare: \d+\.\d\d", out)
+
+
+def test_request_path_benchmark_runs_on_both_backends():
+    for extra in ([], ["--postgres"]):
+        out = _bench("bench.request_path", "--requests", "300", *extra)
+        assert re.search(r"bare Falcon app: +\d+ requests/s", out)
+        assert re.search(r"ratio ours/bare: \d+\.\d\d", out)
