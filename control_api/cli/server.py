@@ -20,7 +20,8 @@ def cmd_serve(settings: Settings, args) -> None:
     deps = open_deps(settings)
     deps.keys.keyring()  # fails here, before forking, on a bad store, key or provider
     embedded = wants_worker(settings, dialect(deps.db))
-    deps.db.close()
+    # Every connection, pooled ones too: none may be inherited by gunicorn's workers.
+    deps.db.close_all() if hasattr(deps.db, "close_all") else deps.db.close()
     serve(settings, bind=args.bind or settings.bind, workers=args.workers or settings.workers,
           threads=args.threads or settings.threads, embedded_worker=embedded)
 
