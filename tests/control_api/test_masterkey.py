@@ -128,6 +128,14 @@ def test_vault_provider_end_to_end_and_a_clear_start_up_error_when_down(env, ope
         refused = _weco(forbid, "master-secret", "rotate", "--to", target)
         assert refused.returncode == 1 and "FF_KEY_LOCAL_FORBID=1 refuses" in refused.stderr, refused.stderr
     assert not marker.exists() and not (Path(env["FF_DATA_DIR"]) / "new.key").exists()
+    # And a local provider cannot be where a store's first secret goes either.
+    fresh = {**env, "FF_DATABASE_URL": f"sqlite:///{Path(env['FF_DATA_DIR']) / 'other.sqlite3'}",
+             "FF_KEY_LOCAL_FORBID": "1", "FF_MASTER_SECRET_PROVIDER": "vault:weco-master"}
+    assert _weco(fresh, "db", "upgrade").returncode == 0
+    refused = _weco({**vault, **fresh}, "master-secret", "init",
+                    "--provider", f"env-cmd:/usr/bin/touch {marker}")
+    assert refused.returncode == 1 and "FF_KEY_LOCAL_FORBID=1 refuses env-cmd:" in refused.stderr
+    assert not marker.exists()
     assert "rotating" not in _weco(configured, "master-secret", "status").stdout
     down = {**configured, "VAULT_ADDR": f"http://127.0.0.1:{free_port()}"}
     result = _weco(down, "serve", "--bind", f"127.0.0.1:{free_port()}")
