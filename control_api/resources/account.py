@@ -20,7 +20,7 @@ class Password:
 
     @authenticated
     def on_post(self, req, resp) -> None:
-        data = read_json(req)
+        data = read_json(req, ("current_password", "new_password"))
         current, new = require_str(data, "current_password", 4096), require_str(data, "new_password", 4096)
         self.accounts.change_password(req.context.principal.user, current, new, actor_of(req))
         self.cookie.clear(resp)
@@ -33,7 +33,7 @@ class Totp:
 
     @authenticated
     def on_post(self, req, resp) -> None:
-        password = require_str(read_json(req), "password", 4096)
+        password = require_str(read_json(req, ("password",)), "password", 4096)
         seed, uri = self.accounts.begin_totp(req.context.principal.user, password, actor_of(req))
         resp.status = falcon.HTTP_201
         resp.media = {"secret": seed, "otpauth_uri": uri}
@@ -41,7 +41,7 @@ class Totp:
     @authenticated
     @destructive("2fa.remove")
     def on_delete(self, req, resp) -> None:
-        data = read_json(req)
+        data = read_json(req, ("password", "code"))
         password, code = require_str(data, "password", 4096), require_str(data, "code", 10)
         self.accounts.remove_totp(req.context.principal.user, password, code, actor_of(req))
         self.cookie.clear(resp)
@@ -54,7 +54,7 @@ class TotpConfirm:
 
     @authenticated
     def on_post(self, req, resp) -> None:
-        code = require_str(read_json(req), "code", 10)
+        code = require_str(read_json(req, ("code",)), "code", 10)
         codes = self.accounts.confirm_totp(req.context.principal.user, code, actor_of(req))
         self.cookie.clear(resp)  # every session ended: log in again, with TOTP
         resp.media = {"recovery_codes": codes}
@@ -65,7 +65,7 @@ class EmailCodes:
         self.accounts, self.step_up, self.cookie = accounts, step_up, cookie
 
     def _set(self, req, resp, enabled: bool) -> None:
-        password = require_str(read_json(req), "password", 4096)
+        password = require_str(read_json(req, ("password",)), "password", 4096)
         self.accounts.set_email_codes(req.context.principal.user, password, enabled, actor_of(req))
         self.cookie.clear(resp)
         resp.status = falcon.HTTP_204
@@ -130,7 +130,7 @@ class StepUpTokens:
 
     @authenticated
     def on_post(self, req, resp) -> None:
-        data = read_json(req)
+        data = read_json(req, ("scope", "code"))
         scope, code = require_str(data, "scope", 40), require_str(data, "code", 10)
         minted = self.step_up.mint(req.context.principal, scope, code, actor_of(req))
         resp.status = falcon.HTTP_201

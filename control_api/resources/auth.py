@@ -8,6 +8,7 @@ from control_api.auth.credentials import csrf_token_for
 from control_api.auth.login import LoginResult, LoginService
 from control_api.authz import authenticated, public
 from control_api.body import read_json, require_str
+from control_api.errors import ApiError
 from control_api.resources.common import actor_of
 
 
@@ -36,7 +37,7 @@ class Login:
 
     @public
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = read_json(req)
+        data = read_json(req, ("email", "password"))
         email = require_str(data, "email", 254)
         password = require_str(data, "password", 4096)
         result = self.logins.login(email, password, actor_of(req), req.context.principal)
@@ -57,7 +58,7 @@ class Login:
 class SecondFactor(Login):
     @public
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = read_json(req)
+        data = read_json(req, ("challenge", "method", "code"))
         challenge = require_str(data, "challenge", 100)
         method = require_str(data, "method", 20)
         code = require_str(data, "code", 40)
@@ -71,7 +72,7 @@ class EmailCode:
 
     @public
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        challenge = require_str(read_json(req), "challenge", 100)
+        challenge = require_str(read_json(req, ("challenge",)), "challenge", 100)
         self.logins.send_email_code(challenge, actor_of(req))
         resp.status = falcon.HTTP_202
         resp.media = {"sent": True}
@@ -86,10 +87,8 @@ class Logout:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         principal = req.context.principal
         if principal.via != "session":
-            raise falcon.HTTPBadRequest(
-                title="Not a session",
-                description="logout ends a cookie session; revoke API tokens with `weco token revoke`",
-            )
+            raise ApiError("logout ends a cookie session; revoke an API token with DELETE /api/tokens/{id}",
+                           status=403, title="Not a session")
         self.logins.logout(principal, actor_of(req))
         self.cookie.clear(resp)
         resp.status = falcon.HTTP_204

@@ -15,6 +15,8 @@ from control_api.resources.common import actor_of, conflict, invalid, iso
 from control_api.sites.catalog import Conflict, SiteCatalog, find_host
 from control_api.sites.validate import InvalidInput
 
+HOST_FIELDS = ("name", "connection", "address", "port", "ssh_user", "ssh_private_key", "vars")
+
 
 def host_json(host: Host) -> dict:
     return {"id": host.id, "name": host.name, "address": host.address, "port": host.port,
@@ -41,7 +43,7 @@ class Hosts:
     @superadmin
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            host = self.catalog.create_host(read_json(req), actor_of(req))
+            host = self.catalog.create_host(read_json(req, HOST_FIELDS), actor_of(req))
         except InvalidInput as exc:
             raise invalid(exc) from None
         except Conflict as exc:

@@ -11,10 +11,56 @@ import yaml
 from control_api import authz
 from control_api.authz import public
 
+# Answers any operation can get, whatever it does, so the YAML lists only each
+# operation's own: gunicorn's and the middleware's refusals (malformed or oversized
+# requests, a bad Bearer token, a foreign origin or a missing CSRF token, a token
+# refused under sealed mode) and the server's own failures.
+COMMON_RESPONSES = {
+    "400": "Malformed request: bad JSON, a query or header value out of range, or text "
+           "holding NUL or a lone surrogate",
+    "401": "Credentials sent that do not verify (an unknown, expired or revoked token), or "
+           "none where the operation needs them",
+    "403": "Refused: a cross-site or cross-origin request, a missing or wrong CSRF token, "
+           "a token refused under sealed mode, or a caller without the access it needs",
+    "413": "A body over FF_MAX_BODY_BYTES",
+    "414": "A request line over 4094 bytes (answered by gunicorn, as JSON)",
+    "417": "An Expect header other than 100-continue (answered by gunicorn, as JSON)",
+    "431": "More than 100 header fields, or one over 8190 bytes (answered by gunicorn, as JSON)",
+    "500": "Internal error; the description names only the request id",
+    "501": "A Transfer-Encoding other than chunked (answered by gunicorn, as JSON)",
+    "503": "The store is unreachable or the audit log unavailable; nothing was changed",
+}
+# Operations that read a body; and a path that names no row, or an id out of range.
+BODY_RESPONSES = {"415": "The body is not application/json in UTF-8"}
+PATH_RESPONSES = {"404": "Nothing at this path the caller may see"}
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def with_common_responses(document: dict) -> dict:
+    """Every operation declares the statuses every operation can answer (the YAML's
+    own entries, with their descriptions, stay as they are)."""
+    for item in document.get("paths", {}).values():
+        for method, operation in item.items():
+            if method.upper() not in _HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            extra = dict(COMMON_RESPONSES)
+            if "requestBody" in operation:
+                extra.update(BODY_RESPONSES)
+            if any(p.get("in") == "path" for p in operation.get("parameters", ())):
+                extra.update(PATH_RESPONSES)
+            for status, description in extra.items():
+                responses.setdefault(status, _error(description))
+    return document
+
 
 def load_document() -> dict:
     text = resources.files("control_api").joinpath("openapi.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    return with_common_responses(yaml.safe_load(text))
 
 
 class OpenApi:

@@ -26,6 +26,7 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 PAGE_MAX = 500
 STREAM_POLL_SECONDS = 0.25
 STREAM_MAX_SECONDS = 3600
+LAST_EVENT_ID_MAX = 10**18 - 1  # 1 to 18 digits, as the document's pattern says
 
 
 def run_json(run: Run) -> dict:
@@ -175,8 +176,9 @@ class RunEventStream:
     @authenticated
     def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
         run = run_or_404(req.context.principal.user, run_id)
-        last = header_int(req, "Last-Event-ID", 0, 2**31)
-        after = last if last is not None else query_int(req, "after", 0, 0, 2**31)
+        after = query_int(req, "after", 0, 0, 2**31)  # checked even when the header wins
+        last = header_int(req, "Last-Event-ID", 0, LAST_EVENT_ID_MAX)
+        after = last if last is not None else after
         resp.content_type = "text/event-stream"
         resp.set_header("Cache-Control", "no-store")
         resp.set_header("X-Accel-Buffering", "no")

@@ -43,7 +43,7 @@ class Sites:
     @superadmin
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            site = self.catalog.create_site(read_json(req), actor_of(req))
+            site = self.catalog.create_site(read_json(req, ("slug", "domain")), actor_of(req))
         except InvalidInput as exc:
             raise invalid(exc) from None
         except Conflict as exc:

@@ -32,7 +32,7 @@ class Tokens:
     @authenticated
     @destructive("token.create")  # not destructive, but a new credential: step-up when required
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        data = read_json(req)
+        data = read_json(req, ("name", "expires_days"))
         name = require_str(data, "name", 100)
         days = data.get("expires_days")
         if days is not None and (not isinstance(days, int) or isinstance(days, bool)):

@@ -46,3 +46,34 @@ def test_public_routes_are_documented_as_needing_no_credentials(app):
         operation = document["paths"][openapi_path(template)][method.lower()]
         is_public = authz.access_of(responder) is authz.Access.PUBLIC
         assert (operation.get("security") == []) == is_public, f"{method} {template}"
+
+
+def test_every_operation_declares_the_answers_any_request_can_get(client):
+    from control_api.resources.openapi import BODY_RESPONSES, COMMON_RESPONSES, PATH_RESPONSES
+
+    document = client.simulate_get("/api/openapi.json").json
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            declared = set(operation["responses"])
+            assert set(COMMON_RESPONSES) <= declared, f"{method} {path}"
+            if "requestBody" in operation:
+                assert set(BODY_RESPONSES) <= declared, f"{method} {path}"
+            if "{" in path:
+                assert set(PATH_RESPONSES) <= declared, f"{method} {path}"
+
+
+def test_request_bodies_name_every_field_they_accept(client):
+    document = client.simulate_get("/api/openapi.json").json
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" not in operation:
+                continue
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            for variant in schema.get("oneOf", [schema]):
+                assert variant.get("additionalProperties") is False, f"{method} {path}"
+
+
+def test_the_event_stream_is_declared_as_server_sent_events(client):
+    document = client.simulate_get("/api/openapi.json").json
+    answer = document["paths"]["/api/runs/{run_id}/events/stream"]["get"]["responses"]["200"]
+    assert list(answer["content"]) == ["text/event-stream"]
