@@ -77,6 +77,10 @@ def csrf_token_for(session_value: str) -> str:
     return hmac.new(session_value.encode("utf-8"), _CSRF_LABEL, hashlib.sha256).hexdigest()
 
 
+class TokenNameTaken(ValueError):
+    """The user already has a token of that name (a ValueError, as the CLI expects)."""
+
+
 class TokenLifetimeError(ApiError):
     """A token was asked to live longer than FF_TOKEN_MAX_DAYS."""
 
@@ -250,7 +254,7 @@ class CredentialService:
                 self.audit.record(actor, "token.create", f"token:{token.id}",
                                   {"user": user.id, "name": name, "expires_at": expires})
         except peewee.IntegrityError:
-            raise ValueError(f"this user already has a token named {name!r}") from None
+            raise TokenNameTaken(f"this user already has a token named {name!r}") from None
         return value, token
 
     def _check_minting_session(self, session_id: int, account: User | None, now: dt.datetime) -> None:

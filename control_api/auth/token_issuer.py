@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 
 from control_api.audit.log import Actor
-from control_api.auth.credentials import CredentialService, Principal
+from control_api.auth.credentials import CredentialService, Principal, TokenNameTaken
 from control_api.auth.sealed import TOTP_FACTORS, SealedMode
 from control_api.auth.second_factor import SecondFactors
 from control_api.errors import ApiError
@@ -63,5 +63,5 @@ class TokenIssuer:
             # credential change that lands after check_may_mint still stops the mint.
             return self.credentials.create_token(principal.user, name, expires, actor,
                                                  session_id=principal.credential_id)
-        except ValueError as exc:
+        except TokenNameTaken as exc:  # only this: other errors' text is not for the client
             raise ApiError(str(exc), status=409, title="Token name taken") from None

@@ -198,3 +198,19 @@ def test_max_days_setting_is_validated():
     for bad in ("0", "3651", "x"):
         with pytest.raises(SettingsError, match="FF_TOKEN_MAX_DAYS"):
             load_settings({"FF_TOKEN_MAX_DAYS": bad})
+
+
+# -- what the store says ---------------------------------------------------------------------------
+
+def test_a_taken_name_is_a_409_and_a_drivers_error_is_not(client, admin, monkeypatch):
+    headers = cookie_of(login(client))
+    assert mint(client, headers).status_code == 201
+    taken = mint(client, headers)
+    assert taken.status_code == 409 and taken.json["title"] == "Token name taken"
+
+    def refuse(**fields):  # what psycopg2 raises for a NUL the reader would have caught
+        raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+
+    monkeypatch.setattr(ApiToken, "create", refuse)
+    failed = mint(client, headers, name="other")
+    assert failed.status_code == 500 and "literal" not in failed.text
