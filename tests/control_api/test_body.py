@@ -79,6 +79,18 @@ def test_numbers_outside_the_stores_range_are_400(client, root, number):
     assert_refused(result)
 
 
+def test_fields_a_route_does_not_read_are_refused(client, admin):
+    result = post_json(client, "/api/auth/login", {**login_body(), "remember_me": True})
+    assert "remember_me" in assert_refused(result)["description"]
+
+
+def test_integral_numbers_count_as_integers(client, root):
+    # JSON Schema calls 2.0 an integer; so does the reader (a host id, here).
+    body = '{"playbook": "check_hosts", "hosts": [2.0]}'
+    result = client.simulate_post("/api/runs", body=body, headers={**JSON, **root})
+    assert "no such host(s): 2" in assert_refused(result)["description"]
+
+
 @pytest.mark.parametrize("content_type", ["application/json; charset=latin-1",
                                           "application/json; charset=utf-16"])
 def test_a_charset_other_than_utf8_is_415(client, admin, content_type):
