@@ -21,7 +21,7 @@ from control_api.errors import ApiError
 
 STORE_INT_MAX = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's bigint
 STORE_INT_MIN = -(2**63)
-MAX_DEPTH = 16  # the deepest body any route reads has 3 levels
+MAX_DEPTH = 16  # the deepest body any route reads has 2 levels
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
