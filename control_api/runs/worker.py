@@ -48,13 +48,33 @@ class RunSetupError(Exception):
     """The run cannot start (no hosts, no content, a key that will not load)."""
 
 
+class StopFlag:
+    """A stop request that a signal handler may set. threading.Event cannot be: its
+    handler runs in the thread that may be inside Event.wait(), holding the Event's
+    lock, and Event.set() then waits for that lock forever."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        if not self._set:
+            time.sleep(timeout)
+        return self._set
+
+
 class Worker:
     def __init__(self, queue: RunQueue, catalog: SiteCatalog, adapter: AnsibleRunnerAdapter,
                  config: WorkerConfig, name: str | None = None) -> None:
         self.queue, self.catalog, self.adapter, self.config = queue, catalog, adapter, config
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.actor = Actor(f"worker:{self.name}", "local", "weco-worker")
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()
 
     def run_forever(self) -> None:
         last_sweep = 0.0

@@ -97,6 +97,30 @@ def test_the_first_failure_is_kept_short(deps):
     assert failure_reason(events[:1]) is None
 
 
+STOP_FROM_A_HANDLER = """
+import signal
+from control_api.runs.worker import Worker
+
+for i in range(3000):
+    stopping = Worker(None, None, None, None, name="w").stopping
+    signal.signal(signal.SIGALRM, lambda signum, frame: stopping.set())
+    signal.setitimer(signal.ITIMER_REAL, 0.0003 + (i % 7) * 0.00011)
+    while not stopping.is_set():
+        stopping.wait(0.00001)
+print("stopped 3000 times")
+"""
+
+
+def test_a_stop_signal_landing_inside_the_workers_wait_is_seen():
+    # `weco worker` sets its stop flag from its SIGTERM/SIGINT handler, which can run in
+    # the middle of the flag's wait() in the same thread. A threading.Event holds a lock
+    # there, and the handler's set() waited on it forever (1 in ~50 stops of weco serve:
+    # the embedded worker was killed after the 20 s graceful timeout).
+    result = subprocess.run([sys.executable, "-c", STOP_FROM_A_HANDLER], capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout == "stopped 3000 times\n", result.stderr
+
+
 def slow_worker(deps, **config):
     worker = build_worker(deps, name="w-slow")
     worker.config = dataclasses.replace(worker.config, project_dir=SLOW_PROJECT, **config)
