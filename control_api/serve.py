@@ -9,6 +9,7 @@ second), bounded by the graceful timeout.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from gunicorn.app.base import BaseApplication
@@ -61,6 +62,30 @@ class _Arbiter(Arbiter):
         super().stop(graceful)
         if embedded:
             embedded.wait(deadline)
+        # Everything is stopped: one more stop signal (Ctrl-C reaches a wrapping script
+        # too, which may pass on a SIGTERM) must not kill the exit half-way, as it would
+        # once Python restores the default handlers on its way out.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def quit_once(worker) -> None:
+    """gunicorn's post_worker_init hook. A quick stop reaches a worker twice: Ctrl-C's
+    SIGINT goes to the whole process group, and the master, stopping on it, sends SIGQUIT
+    too. gunicorn's handler is not reentrant (the second call, run inside the first,
+    waits forever on a lock the first holds, and the master kills the worker after the
+    graceful timeout), so only the first signal runs it."""
+    handle_quit = worker.handle_quit
+    quitting = False  # a plain flag: a lock here could deadlock the same way
+
+    def once(signum, frame) -> None:
+        nonlocal quitting
+        if not quitting:
+            quitting = True
+            handle_quit(signum, frame)
+
+    signal.signal(signal.SIGINT, once)
+    signal.signal(signal.SIGQUIT, once)
 
 
 class _Gunicorn(BaseApplication):
@@ -109,6 +134,7 @@ def serve(settings: Settings, bind: str, workers: int, threads: int, embedded_wo
             # instances on a machine took each other's; nothing here uses it, and it
             # would add a way to reload or resize the server beside its signals.
             "control_socket_disable": True,
+            "post_worker_init": quit_once,
         },
         EmbeddedWorker() if embedded_worker else None,
     ).run()

@@ -5,6 +5,7 @@ playbook process left."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -140,3 +141,45 @@ def test_two_instances_on_one_machine_share_no_runtime_file(tmp_path):
     second_log = second.stop()
     assert "Control socket" not in first_log + second_log
     assert list(home.iterdir()) == []
+
+
+def test_a_gunicorn_worker_quits_once_when_two_stop_signals_arrive_together():
+    # Ctrl-C sends SIGINT to the whole process group, and the master, stopping on it,
+    # sends its workers SIGQUIT: the second arrived inside gunicorn's handler for the
+    # first, waited forever on a lock that one held, and the worker was SIGKILLed after
+    # the 20 s graceful timeout ("Perhaps out of memory?").
+    from control_api.serve import quit_once
+
+    calls = []
+
+    class Worker:
+        def handle_quit(self, signum, frame):
+            calls.append(signum)
+            if len(calls) == 1:
+                os.kill(os.getpid(), signal.SIGQUIT)  # the master's, mid-handler
+                time.sleep(0.05)  # the nested handler runs here
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        quit_once(Worker())
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert calls == [signal.SIGINT]
+
+
+def test_a_stop_signal_that_comes_late_does_not_cut_a_clean_exit(sqlite_env):
+    # Ctrl-C reaches weco serve and the script around it (scripts/demo), which passes a
+    # SIGTERM on as well: however late it comes, the exit stays clean (0, not 143).
+    superadmin_token(sqlite_env)
+    server = WecoServer(sqlite_env, workers=1).start()
+    wait_for(lambda: worker_starts(server), what="the embedded worker")
+    os.killpg(server.process.pid, signal.SIGINT)
+    while server.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.002)
+    server.log.close()
+    assert server.process.returncode == 0
