@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -216,3 +217,16 @@ def test_the_printed_steps_work_and_a_second_run_deploys_anew(tmp_path):
         assert finished(second, anew["id"])["status"] == "successful"
     finally:
         assert second.stop()[0] == 0
+
+
+def test_the_demo_says_so_when_its_address_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FF_")}
+        env["FF_DATA_DIR"] = str(tmp_path / "var")
+        result = subprocess.run([str(ROOT / readme_commands()[0]), "--bind", f"127.0.0.1:{port}"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"demo: the API did not start on 127.0.0.1:{port}" in result.stderr.splitlines()[-1]
