@@ -181,7 +181,8 @@ def add_site_routes(app: falcon.App, deps: Deps, step_up: StepUp) -> None:
     app.add_route("/api/runs/{run_id:id}", runs.RunItem())
     app.add_route("/api/runs/{run_id:id}/cancel", runs.RunCancel(queue))
     app.add_route("/api/runs/{run_id:id}/events", runs.RunEvents())
-    app.add_route("/api/runs/{run_id:id}/events/stream", runs.RunEventStream(deps.db))
+    app.add_route("/api/runs/{run_id:id}/events/stream",
+                  runs.RunEventStream(deps.db, deps.settings.event_stream_max_seconds))
 
 
 def check_declared(app: falcon.App) -> None:

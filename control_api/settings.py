@@ -222,6 +222,10 @@ SPECS: tuple[Spec, ...] = (
          "(0: only on demand, `weco audit checkpoint`).", _int_range(0, 1000000000)),
     Spec("FF_RUN_TIMEOUT_SECONDS", "3600", "10..86400",
          "A run still going after this long is stopped and recorded as `timeout`.", _int_range(10, 86400)),
+    Spec("FF_EVENT_STREAM_MAX_SECONDS", "3600", "1..86400",
+         "A run's event stream (`/api/runs/ID/events/stream`) ends after this long even if the run "
+         "goes on; the client reconnects with Last-Event-ID and misses nothing. Lower it behind a "
+         "proxy that cuts long responses.", _int_range(1, 86400)),
     Spec("FF_RUN_LEASE_SECONDS", "30", "3..600",
          "A worker renews its lease on a run every third of this; a run whose lease lapses "
          "(its worker died) is marked lost by the next worker.", _int_range(3, 600)),
@@ -275,6 +279,7 @@ class Settings:
     master_secret_rotation_provider: str
     key_local_forbid: str
     run_timeout_seconds: int
+    event_stream_max_seconds: int
     run_lease_seconds: int
     site_sources_dir: str
     ansible_dir: str

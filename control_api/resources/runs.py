@@ -170,8 +170,8 @@ class RunEventStream:
     """Server-sent events: every stored event as it arrives, then `end` with the status.
     A client that reconnects sends Last-Event-ID (or ?after=) and misses nothing."""
 
-    def __init__(self, db: peewee.Database) -> None:
-        self.db = db
+    def __init__(self, db: peewee.Database, max_seconds: float = STREAM_MAX_SECONDS) -> None:
+        self.db, self.max_seconds = db, max_seconds
 
     @authenticated
     def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: int) -> None:
@@ -185,7 +185,7 @@ class RunEventStream:
         resp.stream = self._follow(run.id, after)
 
     def _follow(self, run_id: int, after: int):
-        deadline = time.monotonic() + STREAM_MAX_SECONDS
+        deadline = time.monotonic() + self.max_seconds
         try:
             while time.monotonic() < deadline:
                 finished = Run.get_by_id(run_id).status in TERMINAL  # read before the events

@@ -49,6 +49,13 @@ CONFIG = {
 }
 
 
+@pytest.fixture
+def env(env):
+    """In process, one request at a time: an event stream of a run that no worker takes
+    would follow it for an hour and hold the whole fuzzing run."""
+    return dict(env, FF_EVENT_STREAM_MAX_SECONDS="1")
+
+
 @pytest.fixture(autouse=True)
 def in_process_transport(monkeypatch):
     """schemathesis 4.32.5 hands requests' socket options to werkzeug's test client

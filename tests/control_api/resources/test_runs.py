@@ -123,3 +123,22 @@ def test_events_page_and_stream_then_cancel_rules(client, root, site, deps):
     assert [line for line in text.splitlines() if line.startswith("id:")] == ["id: 4", "id: 5"]
     assert text.rstrip().endswith('event: end\ndata: {"status": "canceled"}')
     assert json.loads(text.split("data: ", 1)[1].split("\n", 1)[0])["stdout"] == "line 4"
+
+
+def test_a_stream_of_a_run_no_worker_takes_ends_after_its_maximum(client, root, site, deps):
+    """FF_EVENT_STREAM_MAX_SECONDS bounds a stream whatever its run does; the client
+    reconnects with Last-Event-ID (here 1 s, set on the resource as the app does)."""
+    import time
+
+    from control_api.resources.runs import RunEventStream
+
+    run_id = client.simulate_post("/api/runs", json={"playbook": "deploy_site", "site": "acme"},
+                                  headers=root).json["id"]
+    build_queue(deps).append_events(run_id, [{"seq": 1, "event": "runner_on_ok", "host": "h",
+                                              "task": "t1", "stdout": "", "data_json": "{}"}])
+    stream = RunEventStream(deps.db, max_seconds=1)
+    started = time.monotonic()
+    chunks = list(stream._follow(run_id, 0))
+    assert time.monotonic() - started < 5
+    assert len(chunks) == 1 and chunks[0].startswith(b"id: 1\n")  # no `end`: the run is still queued
+    assert deps.settings.event_stream_max_seconds == 3600
