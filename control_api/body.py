@@ -173,22 +173,19 @@ def _int_or_none(raw: str, low: int, high: int) -> int | None:
     return number if low <= number <= high else None
 
 
-def query_int(req: falcon.Request, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = req.get_param(name)
-    if raw is None:
-        return default
+def _bounded(raw: str, low: int, high: int, what: str) -> int:
     number = _int_or_none(raw, low, high)
     if number is None:
-        raise InvalidRequest(f"'{name}' must be an integer from {low} to {high}")
+        raise InvalidRequest(f"{what} must be an integer from {low} to {high}")
     return number
+
+
+def query_int(req: falcon.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = req.get_param(name)
+    return default if raw is None else _bounded(raw, low, high, f"'{name}'")
 
 
 def header_int(req: falcon.Request, name: str, low: int, high: int) -> int | None:
     """An integer header, or None when it is absent."""
     raw = req.get_header(name)
-    if raw is None:
-        return None
-    number = _int_or_none(raw, low, high)
-    if number is None:
-        raise InvalidRequest(f"the {name} header must be an integer from {low} to {high}")
-    return number
+    return None if raw is None else _bounded(raw, low, high, f"the {name} header")
