@@ -8,6 +8,7 @@
 # 10.200.INDEX.2 in the target. There is no route beyond the veth: test hosts are
 # air-gapped, as a customer's are. Extra arguments go to systemd-nspawn.
 # Prints the target's address once sshd answers and systemd has finished booting.
+# WECO_TESTHOSTS_BASE=bare boots the bare flavour (base-bare.sh) used by install tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 name=$1 index=$2
@@ -17,7 +18,11 @@ shift 2
 
 run=${WECO_TESTHOSTS_RUN:-/run/weco-testhosts}
 dir="$run/$name"
-base=$("$here/base.sh")
+case ${WECO_TESTHOSTS_BASE:-base} in
+  base) base=$("$here/base.sh") ;;
+  bare) base=$("$here/base-bare.sh") ;;
+  *) echo "up.sh: WECO_TESTHOSTS_BASE must be base or bare" >&2; exit 2 ;;
+esac
 key=$("$here/key.sh")
 if [[ -e "$dir" ]]; then "$here/down.sh" "$name"; fi
 mkdir -p "$dir"/{upper,work,merged}
