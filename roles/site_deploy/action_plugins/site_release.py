@@ -13,6 +13,7 @@ differs is it installed (one more exec, the file on stdin) and the command run a
       argv: [activate, demo, r2, --manifest, "-"]
       stdin: "{{ manifest }}"
       create: true      # may create the helper's directory (false: it must exist)
+      actor: "42"       # optional: recorded as the actor in the host audit log
 
 Returns the helper's JSON object as the result (`changed` included); a refusal (exit 1)
 fails the task with the helper's message as `msg`.
@@ -34,7 +35,7 @@ STALE = 100  # exit status of the guard: the installed helper is missing or anot
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("helper", "root", "argv", "stdin", "create"))
+    _VALID_ARGS = frozenset(("helper", "root", "argv", "stdin", "create", "actor"))
     _supports_check_mode = False
 
     def run(self, tmp=None, task_vars=None):
@@ -44,6 +45,8 @@ class ActionModule(ActionBase):
         if not helper or not root or not isinstance(argv, list):
             raise AnsibleActionFail("site_release needs helper, root and argv (a list)")
         stdin = args.get("stdin")
+        # Who asks, for the host audit log: the control plane's run id (data, quoted).
+        actor = ["--actor", str(args["actor"])] if args.get("actor") else []
         with open(self._find_needle("files", "weco_site_release.py"), "rb") as handle:
             source = handle.read()
         digest = hashlib.sha256(source).hexdigest()
@@ -52,7 +55,7 @@ class ActionModule(ActionBase):
             self._connection.set_option("use_tty", False)
 
         guard = (f'[ "$(sha256sum < {shlex.quote(helper)} 2>/dev/null)" = "{digest}  -" ] || exit {STALE}; '
-                 f"exec {shlex.join([helper, '--root', root, *map(str, argv)])}")
+                 f"exec {shlex.join([helper, '--root', root, *actor, *map(str, argv)])}")
         done = self._run(guard, stdin)
         installed = False
         if done["rc"] == STALE:

@@ -7,6 +7,16 @@
     weco-site-release --root ROOT activate SLUG RELEASE [--keep N] [--manifest FILE|-]
     weco-site-release --root ROOT rollback SLUG [RELEASE]
     weco-site-release --root ROOT check-vhost FILE
+    weco-site-release --root ROOT rotate-audit [--max-bytes N]
+
+Every prepare, activate, rollback and prune (and every refusal of one) appends one JSON
+line to the host audit log (``--audit-log``, default /var/log/weco-host-audit.jsonl)
+when that file exists (the site_host role creates it, append-only with ``chattr +a``):
+time, actor (``--actor``: the control plane's run id), action, slug, release, outcome.
+Never file bytes, manifests, tokens or secrets. A line that cannot be written fails the
+command (exit 1). ``rotate-audit`` renames a log over N bytes to
+``PATH.YYYYmmddTHHMMSSZ``, makes that file immutable (``chattr +i``) and starts a new
+append-only one, under the log's lock, so rotation never truncates a line.
 
 Layout under ROOT/SLUG: ``releases/ID/`` (one tree per deploy, unchanged files
 hard-linked between them by rsync), ``manifests/ID.sha256`` (shipped by the controller),
@@ -49,6 +59,7 @@ SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 SHOWN = 20  # problems named in a refusal; the rest are counted
+AUDIT_LOG = "/var/log/weco-host-audit.jsonl"
 
 
 class Refused(Exception):
@@ -327,10 +338,84 @@ def check_vhost(path: str) -> dict:
     return {"changed": False}
 
 
+@contextlib.contextmanager
+def audit_lock(log: str):
+    fd = os.open(f"{log}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def audit(log: str, actor: str | None, entries: list[dict]) -> None:
+    """Append one line per entry to the host audit log, if there is one. O_APPEND without
+    O_CREAT or O_TRUNC: the only open an append-only (chattr +a) file allows for writing."""
+    if not os.path.exists(log):
+        return
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    data = "".join(json.dumps({"time": when, "actor": actor or None, **entry}, sort_keys=True) + "\n"
+                   for entry in entries).encode()
+    with audit_lock(log):
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def audit_entries(command: str, args, result: dict | None, refusal: str | None) -> list[dict]:
+    release = getattr(args, "release", None)
+    if refusal is not None:
+        return [{"action": command, "slug": args.slug, "release": release, "outcome": "refused",
+                 "reason": refusal[:500]}]
+    if command == "prepare":
+        return [{"action": "prepare", "slug": args.slug, "release": release,
+                 "outcome": "changed" if result["changed"] else "unchanged"}]
+    entries = [{"action": command, "slug": args.slug, "release": result["current"],
+                "previous": result.get("previous"),
+                "outcome": "changed" if result["changed"] else "unchanged"}]
+    entries += [{"action": "prune", "slug": args.slug, "release": name, "outcome": "removed"}
+                for name in result.get("removed", [])]
+    return entries
+
+
+def chattr(flag: str, path: str) -> bool:
+    """Set or clear an attribute; False where the filesystem does not support it."""
+    try:
+        return subprocess.run(["chattr", flag, path], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def rotate_audit(log: str, max_bytes: int) -> dict:
+    with audit_lock(log):
+        if not os.path.exists(log) or os.path.getsize(log) <= max_bytes:
+            return {"changed": False, "rotated": None}
+        rotated = f"{log}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        if os.path.exists(rotated):
+            raise Refused(f"{rotated} exists already; rotate again in a second")
+        fresh = f"{log}.new"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(fresh)
+        os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # An append-only file cannot be renamed: the flag is off for the instant of the
+        # renames, while the lock keeps every writer out, and on again before it is released.
+        chattr("-a", log)
+        os.rename(log, rotated)
+        os.rename(fresh, log)
+        append_only = chattr("+a", log)
+        immutable = chattr("+i", rotated)
+        return {"changed": True, "rotated": rotated, "append_only": append_only, "immutable": immutable}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="weco-site-release", description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="directory holding one directory per site")
     parser.add_argument("--lock-timeout", type=float, default=60.0, help="seconds to wait for the lock")
+    parser.add_argument("--audit-log", default=AUDIT_LOG, help="the host audit log (used if it exists)")
+    parser.add_argument("--actor", help="who asks: the control plane's run id")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("status").add_argument("slug")
     preparing = commands.add_parser("prepare")
@@ -348,13 +433,18 @@ def main(argv: list[str] | None = None) -> int:
     rolling.add_argument("slug")
     rolling.add_argument("release", nargs="?")
     commands.add_parser("check-vhost").add_argument("file")
+    rotating = commands.add_parser("rotate-audit")
+    rotating.add_argument("--max-bytes", type=int, default=16 * 1024 * 1024)
     args = parser.parse_args(argv)
+    audited = args.command in ("prepare", "activate", "rollback")
     try:
         if args.command == "prepare":
             result = prepare(args.root, args.slug, args.release, args.manifest_sha256, args.packages,
                              args.service)
         elif args.command == "check-vhost":
             result = check_vhost(args.file)
+        elif args.command == "rotate-audit":
+            result = rotate_audit(args.audit_log, args.max_bytes)
         else:
             site = Site(args.root, args.slug)
             if args.command == "status":
@@ -372,8 +462,21 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 result = rollback(site, args.release, args.lock_timeout)
     except Refused as refused:
+        if audited:
+            try:
+                audit(args.audit_log, args.actor, audit_entries(args.command, args, None, str(refused)))
+            except OSError as error:
+                print(f"weco-site-release: cannot write the host audit log {args.audit_log}: {error}",
+                      file=sys.stderr)
         print(f"weco-site-release: {refused}", file=sys.stderr)
         return 1
+    if audited:
+        try:
+            audit(args.audit_log, args.actor, audit_entries(args.command, args, result, None))
+        except OSError as error:
+            print(f"weco-site-release: cannot write the host audit log {args.audit_log}: {error}",
+                  file=sys.stderr)
+            return 1
     print(json.dumps(result))
     return 0
 
