@@ -125,6 +125,32 @@ def _bind(raw: str) -> str:
     return raw
 
 
+def _siem_url(raw: str) -> str:
+    """Empty, syslog+tls://HOST[:PORT], syslog+tcp://HOST[:PORT] or https://HOST[:PORT]/PATH."""
+    from control_api.siem.transport import parse_url
+
+    if raw:
+        parse_url(raw)
+    return raw
+
+
+def _business_hours(raw: str) -> str:
+    """Empty (no off-hours rule) or DAYS HH:MM-HH:MM ZONE, checked by the anomaly rules' parser."""
+    from control_api.anomaly.hours import parse_business_hours
+
+    parse_business_hours(raw)
+    return raw
+
+
+def _local_bind(raw: str) -> str:
+    """Empty, or HOST:PORT on a loopback address: metrics are not for the network."""
+    if raw:
+        host = _bind(raw).rpartition(":")[0].strip("[]")
+        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+            raise ValueError
+    return raw
+
+
 def _database_url(raw: str) -> str:
     if raw == "":
         return raw
@@ -220,6 +246,30 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_AUDIT_CHECKPOINT_EVERY", "1000", "0..1000000000",
          "Write a checkpoint each time the log grows past a multiple of this many rows "
          "(0: only on demand, `weco audit checkpoint`).", _int_range(0, 1000000000)),
+    Spec("FF_AUDIT_SIEM_URL", "", "empty, syslog+tls://HOST[:PORT], https://HOST[:PORT]/PATH "
+         "(syslog+tcp://HOST[:PORT] with FF_ENV=dev only)",
+         "Where the watcher forwards every sealed audit row, at least once and in order (RFC 5424 "
+         "over TLS with octet counting, port 6514 by default; or JSON batches POSTed with a bearer "
+         "token). Empty: nothing is forwarded.", _siem_url),
+    Spec("FF_AUDIT_SIEM_CA_FILE", "", "empty or a readable file of PEM CA certificates",
+         "CA certificates the SIEM's certificate must chain to. Empty: the system's trust store.",
+         _ca_file),
+    Spec("FF_AUDIT_SIEM_CLIENT_CERT", "", "empty or a PEM certificate file",
+         "Client certificate for mutual TLS with the SIEM (with FF_AUDIT_SIEM_CLIENT_KEY).", str),
+    Spec("FF_AUDIT_SIEM_CLIENT_KEY", "", "empty or a PEM private key file",
+         "The client certificate's private key (empty: in FF_AUDIT_SIEM_CLIENT_CERT).", str),
+    Spec("FF_AUDIT_SIEM_TOKEN_FILE", "", "empty or a file path (required for https://)",
+         "File holding the bearer token for an https:// SIEM, read for every batch.", str),
+    Spec("FF_AUDIT_SIEM_BATCH", "500", "1..10000", "Rows sent to the SIEM at most in one batch.",
+         _int_range(1, 10000)),
+    Spec("FF_BUSINESS_HOURS", "Mon-Fri 08:00-18:00 UTC", "empty or DAYS HH:MM-HH:MM ZONE, e.g. "
+         "Mon-Fri 08:00-18:00 Europe/Paris",
+         "Outside these hours (start included, end excluded, in the IANA time zone given) a deploy "
+         "or rollback run is recorded as `anomaly.off_hours_deploy`. Empty: that rule is off.",
+         _business_hours),
+    Spec("FF_METRICS_BIND", "", "empty or a loopback HOST:PORT",
+         "Where the watcher serves Prometheus metrics (GET /metrics), never on the API's "
+         "address. Empty: no metrics.", _local_bind),
     Spec("FF_RUN_TIMEOUT_SECONDS", "3600", "10..86400",
          "A run still going after this long is stopped and recorded as `timeout`.", _int_range(10, 86400)),
     Spec("FF_EVENT_STREAM_MAX_SECONDS", "3600", "1..86400",
@@ -267,6 +317,14 @@ class Settings:
     audit_witness_key: str
     audit_checkpoint_file: str
     audit_checkpoint_every: int
+    audit_siem_url: str
+    audit_siem_ca_file: str
+    audit_siem_client_cert: str
+    audit_siem_client_key: str
+    audit_siem_token_file: str
+    audit_siem_batch: int
+    business_hours: str
+    metrics_bind: str
     totp_only: str
     sealed_mode: str
     sealed_mode_grace_days: int
@@ -334,9 +392,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                             "machine and without credentials; use smtp+starttls:// or smtps://")
     if values["sealed_mode"] == "1" and values["totp_only"] != "1":
         raise SettingsError("FF_SEALED_MODE=1 is not allowed without FF_TOTP_ONLY=1: sealed mode means TOTP")
+    _check_siem(values)
     values["data_dir"] = Path(values["data_dir"])
     values["vault_env"] = MappingProxyType({k: environ[k] for k in VAULT_ENV if environ.get(k)})
     return Settings(**values)
+
+
+def _check_siem(values: dict) -> None:
+    url = values["audit_siem_url"]
+    if url.startswith("syslog+tcp:") and values["env"] != "dev":
+        raise SettingsError("FF_AUDIT_SIEM_URL: syslog+tcp:// sends the audit log in clear, allowed only "
+                            "with FF_ENV=dev; use syslog+tls://")
+    if url.startswith("https:") and not values["audit_siem_token_file"]:
+        raise SettingsError("FF_AUDIT_SIEM_URL: an https:// SIEM needs FF_AUDIT_SIEM_TOKEN_FILE")
+    if values["audit_siem_client_key"] and not values["audit_siem_client_cert"]:
+        raise SettingsError("FF_AUDIT_SIEM_CLIENT_KEY is set without FF_AUDIT_SIEM_CLIENT_CERT")
 
 
 def redact_url(url: str) -> str:

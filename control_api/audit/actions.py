@@ -61,6 +61,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("run.finish", "A run ended: status, exit code and error."),
     Action("run.cancel", "A run was canceled, queued or running."),
     Action("run.lost", "A run was marked lost: its worker stopped renewing the lease."),
+    Action("anomaly.failed_login_burst", "10 `auth.login_failed` within 60 s for one account (target the "
+                                         "account) or over all accounts (target `all`), with those rows."),
+    Action("anomaly.bearer_rotation_storm", "5 `token.create`/`token.revoke` within 5 minutes by one actor "
+                                            "(target the actor), with those rows."),
+    Action("anomaly.off_hours_deploy", "A deploy or rollback run was requested outside FF_BUSINESS_HOURS "
+                                       "(its local time)."),
+    Action("anomaly.break_glass", "The break-glass account was created, logged in, or failed a login."),
+    Action("anomaly.host_key_mismatch", "A run failed on ssh's host-key refusal (the run events that "
+                                        "show it)."),
+    Action("anomaly.audit_quarantine", "The sealer quarantined a queued audit row."),
+    Action("anomaly.verification_failed", "The watcher found a sealed row whose link or MAC does not hold "
+                                          "(target `audit_events:SEQ`)."),
     Action("master_secret.init", "`weco master-secret init` stored a new master secret with a provider."),
     Action("master_secret.register", "The store recorded a master key it did not know (the first "
                                      "process to load it)."),

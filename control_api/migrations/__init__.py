@@ -26,11 +26,12 @@ from control_api.migrations import (
     m0007_credential_checks,
     m0008_audit_quarantine,
     m0009_credential_epochs,
+    m0010_audit_cursors,
 )
 
 MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys, m0004_auth_throttle,
               m0005_second_factors, m0006_sites_runs, m0007_credential_checks, m0008_audit_quarantine,
-              m0009_credential_epochs)
+              m0009_credential_epochs, m0010_audit_cursors)
 
 # The least-privilege role the API and workers run as on PostgreSQL: it may read and
 # write the tables it needs, but never rewrite or remove audit rows.

@@ -1,0 +1,1 @@
+"""Anomaly rules over the sealed audit chain, recorded as `anomaly.*` audit events."""
