@@ -14,8 +14,12 @@ application acknowledgement, so each batch is one connection that this side clos
 after sending (TLS close_notify, then a TCP half-close) and counts as delivered only
 when the receiver closes its side cleanly in turn: the receiver has then read every
 byte (a receiver that dies with data unread resets the connection instead, and the
-batch is sent again). Whether the receiver then keeps what it read is its own
+batch is sent again). A receiver that refuses the connection (a client certificate
+it does not accept) also closes cleanly, but on its own, right after the handshake:
+so a close that comes before ours, within SETTLE_MIN or three handshake times of the
+send, fails the batch. Whether the receiver then keeps what it read is its own
 queue's business (give rsyslog a disk-assisted queue to outlive its own crash).
+RELP would acknowledge each message; RFC 5425 does not.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import select
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +41,7 @@ from control_api.siem.message import SealedRow, frame, to_hec, to_syslog
 SCHEMES = ("syslog+tls", "syslog+tcp", "https")
 DEFAULT_PORTS = {"syslog+tls": 6514, "syslog+tcp": 514, "https": 443}
 TIMEOUT = 15.0
+SETTLE_MIN = 0.05
 
 
 class DeliveryError(Exception):
@@ -80,13 +87,18 @@ class SyslogTransport:
             raw = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except OSError as exc:
             raise DeliveryError(f"cannot connect to {self.name}: {exc}") from None
+        stream = raw
         try:
-            stream = self.context.wrap_socket(raw, server_hostname=self.host) if self.context else raw
-            stream.sendall(data)
+            started = time.monotonic()
             if self.context:
-                raw = stream.unwrap()  # our close_notify, then the receiver's
-            raw.shutdown(socket.SHUT_WR)
-            if raw.recv(4096):  # blocks until the receiver closes its side
+                stream = self.context.wrap_socket(raw, server_hostname=self.host)
+            handshake = time.monotonic() - started
+            stream.sendall(data)
+            self._still_open(stream, max(SETTLE_MIN, 3 * handshake))
+            if self.context:
+                stream = stream.unwrap()  # our close_notify, then the receiver's
+            stream.shutdown(socket.SHUT_WR)
+            if stream.recv(4096):  # blocks until the receiver closes its side
                 raise DeliveryError(f"{self.name} sent data; a syslog receiver sends none")
         except ssl.SSLEOFError:
             # The receiver closed without a close_notify of its own: it read ours, so
@@ -97,7 +109,30 @@ class SyslogTransport:
         except OSError as exc:  # ssl.SSLError included
             raise DeliveryError(f"{self.name}: {exc}") from None
         finally:
+            stream.close()
             raw.close()
+
+    def _still_open(self, stream: socket.socket, settle: float) -> None:
+        """A receiver that refuses us (our client certificate, say) closes on its own right
+        after the handshake, cleanly and without reading: that close must not pass for
+        the one that answers ours. It comes within a round trip or so of the handshake."""
+        deadline = time.monotonic() + settle
+        stream.setblocking(False)
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([stream], [], [], left)[0]:
+                    break
+                try:
+                    if stream.recv(4096) == b"":
+                        raise ssl.SSLZeroReturnError
+                    raise DeliveryError(f"{self.name} sent data; a syslog receiver sends none")
+                except ssl.SSLWantReadError:
+                    continue  # TLS 1.3 session tickets: handshake records, no close
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError, ConnectionError):
+                    raise DeliveryError(f"{self.name} closed the connection before the batch was "
+                                        "confirmed (did it refuse our certificate?)") from None
+        finally:
+            stream.settimeout(self.timeout)
 
 
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
