@@ -118,6 +118,12 @@ def _provider_uris(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    if raw and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).hostname):
+        raise ValueError
+    return raw
+
+
 def _bind(raw: str) -> str:
     host, sep, port = raw.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -297,6 +303,20 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_ACME_SERVER", "", "empty or an https:// ACME directory URL",
          "Read by the nginx_tls role in letsencrypt mode: an internal ACME server. "
          "Empty: Let's Encrypt.", str),
+    Spec("FF_BACKUP_PASSPHRASE_FILE", "", "empty or the path of a file (mode 0600) of at least 16 bytes",
+         "The backup passphrase (scrypt derives the backup key from it). It must not be the master "
+         "secret or the audit secret: `weco backup create` refuses either. Empty: no backups.", str),
+    Spec("FF_BACKUP_S3_ENDPOINT", "", "empty or an http(s):// URL",
+         "S3 endpoint for `s3://` backup targets (an S3-compatible store). Empty: AWS. Credentials come "
+         "from the AWS SDK's usual sources.", _http_url),
+    Spec("FF_BACKUP_S3_REGION", "us-east-1", "an AWS region name", "Region of the backup bucket.",
+         _nonempty),
+    Spec("FF_BACKUP_RETENTION_DAYS", "30", "1..3650",
+         "Object Lock retention (compliance mode) of a backup written to S3: until then nobody can delete "
+         "or overwrite it.", _int_range(1, 3650)),
+    Spec("FF_EVIDENCE_SIGNING_KEY", "", "empty or the path of an Ed25519 PEM private key (mode 0600)",
+         "The key that signs evidence packs (not the audit witness key). Empty: "
+         "FF_DATA_DIR/evidence/signing.key is created in dev, refused in production.", str),
 )
 
 
@@ -345,6 +365,11 @@ class Settings:
     allow_unencrypted: str
     disk_encryption: str
     acme_server: str
+    backup_passphrase_file: str
+    backup_s3_endpoint: str
+    backup_s3_region: str
+    backup_retention_days: int
+    evidence_signing_key: str
     # Vault's own variables, for the vault: provider (hvac's usual names).
     vault_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 

@@ -81,6 +81,14 @@ ACTIONS: tuple[Action, ...] = (
     Action("master_secret.rotate.finish", "A rotation ended; the old key is retired."),
     Action("audit.quarantine", "The sealer set a queued row aside (target `audit_queue:ID`, with the "
                                "reason; actor `system:audit-sealer`)."),
+    Action("backup.create", "`weco backup create` wrote an encrypted backup (where, bytes, rows, "
+                            "audit head)."),
+    Action("backup.restore", "`weco backup restore` filled an empty store from a backup (recorded in "
+                             "that store)."),
+    Action("backup.drill", "`weco backup drill` restored the newest backup into a scratch store and "
+                           "checked it: result, seconds, rows, failure."),
+    Action("evidence.pack", "`weco evidence pack` wrote a signed evidence pack (file, its checksum "
+                            "list's hash)."),
 )
 
 NAMES = frozenset(action.name for action in ACTIONS)

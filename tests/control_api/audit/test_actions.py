@@ -17,7 +17,8 @@ RECORDERS = {"record": 1, "record_alone": 1, "end_session": 2}
 # The one action built from parts: a failed credential check of each kind.
 FAILED_CHECK = "auth.{}_failed"
 # What actions are about; a string in the code shaped like NAMESPACE.verb is an action.
-NAMESPACES = ("db", "user", "auth", "token", "site", "host", "run", "master_secret", "audit", "anomaly")
+NAMESPACES = ("db", "user", "auth", "token", "site", "host", "run", "master_secret", "audit", "anomaly",
+              "backup", "evidence")
 
 
 def _trees() -> dict[Path, ast.Module]:

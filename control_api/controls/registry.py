@@ -1,0 +1,238 @@
+"""Every control of the security policy, as this release stands. The one source of
+SECURITY.md (`scripts/security-md`), the evidence pack's controls.md and threat model.
+
+Rules, enforced by tests/control_api/controls/ and, in a full test run, by
+tests/controls_gate.py: a Shipped control names code that exists and tests that exist,
+and each of those tests ran and passed in that run; every other control says in `note`
+what is missing. `title` is the policy's own name for the control, so the registry can
+be held against the policy's list (tests/control_api/controls/policy_controls.txt).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+STATUSES = ("Shipped", "Partial", "Planned", "Out of scope")
+SECTIONS = {
+    "2.1": "Authentication",
+    "2.2": "Authorization",
+    "2.3": "Encryption at rest",
+    "2.4": "Encryption in transit",
+    "2.5": "Audit and integrity",
+    "2.6": "Supply chain",
+    "2.7": "Outbound network calls",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    section: str
+    title: str
+    status: str
+    note: str  # Shipped: how it works here, in a line; otherwise what is missing
+    settings: tuple[str, ...] = ()
+    code: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()  # pytest node ids without parameters: FILE::FUNCTION
+
+
+T_PW = "tests/control_api/auth/test_passwords.py"
+T_TH = "tests/control_api/auth/test_throttle.py"
+T_2F = "tests/control_api/auth/test_second_factor.py"
+T_AZ = "tests/control_api/test_authz.py"
+T_MOL = "tests/roles/test_molecule_scenarios.py::test_molecule_scenario"
+T_BK = "tests/control_api/backup"
+
+CONTROLS: tuple[Control, ...] = (
+    # 2.1 Authentication
+    Control("2.1", "Email + bcrypt password (cost 12, min 12 chars)", "Shipped",
+            "bcrypt cost 12; passwords of 12 to 72 bytes, longer ones refused clearly; common passwords "
+            "refused.",
+            (), ("control_api/auth/passwords.py",),
+            (f"{T_PW}::test_production_hasher_uses_bcrypt_cost_12",
+             f"{T_PW}::test_fewer_than_12_characters_is_refused",
+             f"{T_PW}::test_more_than_max_is_refused_clearly_and_never_verifies")),
+    Control("2.1", "Account lockout: 5 attempts → 15-minute lock", "Shipped",
+            "Counted in the store, so it holds across workers and restarts.",
+            (), ("control_api/auth/throttle.py",),
+            (f"{T_TH}::test_five_failures_lock_the_account_for_fifteen_minutes",
+             "tests/control_api/auth/test_throttle_workers.py::test_lockout_and_ip_limit_hold_across_workers_and_a_restart")),
+    Control("2.1", "Per-IP rate limit: 10 attempts / 15 min", "Shipped",
+            "In the store (not one process's memory); X-Forwarded-For only from FF_TRUSTED_PROXIES; IPv6 "
+            "per /64.",
+            ("FF_TRUSTED_PROXIES",), ("control_api/auth/throttle.py",),
+            (f"{T_TH}::test_ten_attempts_per_address_per_window",
+             f"{T_TH}::test_a_forwarded_header_is_ignored_unless_the_peer_is_a_trusted_proxy")),
+    Control("2.1", "Email 2FA (one-time code via SMTP)", "Shipped",
+            "Single-use, expiring codes; TLS to the relay unless it is on this machine.",
+            ("FF_SMTP_URL", "FF_SMTP_FROM", "FF_SMTP_CA_FILE"),
+            ("control_api/auth/second_factor.py", "control_api/auth/mailer.py"),
+            (f"{T_2F}::test_email_codes_delivered_by_smtp_expire_and_are_single_use",)),
+    Control("2.1", "TOTP 2FA (RFC 6238 — authenticator app)", "Shipped",
+            "RFC 6238 vectors, replay refused, AES-GCM-encrypted seeds, single-use recovery codes; "
+            "FF_TOTP_ONLY=1 refuses email codes.",
+            ("FF_TOTP_ONLY",), ("control_api/auth/totp.py",),
+            (f"{T_2F}::test_rfc6238_appendix_b", f"{T_2F}::test_totp_login_and_replay",
+             f"{T_2F}::test_recovery_codes_work_once", f"{T_2F}::test_totp_only_refuses_email_enrolment")),
+    Control("2.1", "WebAuthn / FIDO2 passkeys (AAL3)", "Planned",
+            "Missing: no WebAuthn registration or assertion in this release."),
+    Control("2.1", "Sealed-mode MFA enforcement", "Shipped",
+            "FF_SEALED_MODE=1 (needs FF_TOTP_ONLY=1): no session without TOTP after the grace period.",
+            ("FF_SEALED_MODE", "FF_SEALED_MODE_GRACE_DAYS", "FF_TOTP_ONLY"), ("control_api/auth/sealed.py",),
+            (f"{T_2F}::test_sealed_mode_grace_then_refusal", f"{T_2F}::test_sealed_mode_needs_totp_only")),
+    Control("2.1", "Step-up auth on destructive routes", "Shipped",
+            "FF_REQUIRE_STEP_UP=1: a 5-minute token from a fresh TOTP code, bound to session and scope.",
+            ("FF_REQUIRE_STEP_UP",), ("control_api/auth/stepup.py",),
+            (f"{T_2F}::test_step_up_is_scoped_and_expires",
+             f"{T_2F}::test_destructive_routes_declare_their_step_up_scope")),
+    Control("2.1", "WebAuthn / FIDO2 / hardware key", "Planned",
+            "Missing: hardware keys come with WebAuthn, which is not built."),
+    Control("2.1", "SSO — SAML 2.0 SP", "Planned", "Missing: no SAML service provider in this release."),
+    Control("2.1", "SSO — OIDC RP (PKCE S256)", "Planned", "Missing: no OIDC relying party in this release."),
+    Control("2.1", "SCIM 2.0 provisioning", "Planned", "Missing: no /scim/v2 endpoint in this release."),
+    Control("2.1", "FF_SSO_ONLY sealed mode", "Planned", "Missing: depends on SSO, which is not built."),
+    # 2.2 Authorization
+    Control("2.2", "Two roles: superadmin / admin", "Shipped",
+            "Every route declares its access; the app refuses an undeclared route.",
+            (), ("control_api/authz.py",),
+            (f"{T_AZ}::test_every_route_of_the_real_app_declares_its_access",
+             f"{T_AZ}::test_an_admin_may_use_only_granted_sites_and_a_superadmin_every_one")),
+    Control("2.2", "License-tier caps enforced at DB-write time", "Planned",
+            "Missing: this release has no licences and no tier caps."),
+    Control("2.2", "Per-site / per-host RBAC grants", "Partial",
+            "Missing: per-host grants (site grants are enforced; runs on bare hosts need a superadmin).",
+            (), ("control_api/authz.py",),
+            (f"{T_AZ}::test_an_admin_sees_runs_on_granted_sites_and_the_runs_they_asked_for",
+             f"{T_AZ}::test_runs_on_listed_hosts_need_a_superadmin")),
+    Control("2.2", "4-eyes JIT for destructive actions", "Planned",
+            "Missing: no second-superadmin approval in this release."),
+    Control("2.2", "Break-glass account", "Shipped",
+            "`weco break-glass create` prints a random password, TOTP secret and recovery codes once; "
+            "its logins are critical audit events.",
+            (), ("control_api/cli/accounts.py",),
+            (f"{T_2F}::test_break_glass_output_logs_in_and_is_audited",)),
+    # 2.3 Encryption at rest
+    Control("2.3", "AES-256-GCM with AAD binding on all sensitive columns (host SSH keys, host bearers, "
+                   "2FA seeds)",
+            "Shipped",
+            "Host SSH keys and TOTP seeds (this release has no host bearers); `weco check security` refuses "
+            "encrypt/decrypt calls without AAD.",
+            (), ("control_api/crypto.py", "control_api/checks.py"),
+            ("tests/control_api/test_crypto.py::test_wrong_aad_is_refused",
+             "tests/control_api/test_checks.py::test_the_lint_catches_each_deliberate_violation",
+             "tests/control_api/resources/test_sites_hosts.py::test_the_ssh_key_is_stored_encrypted_and_bound_to_its_row",
+             f"{T_2F}::test_seeds_are_stored_encrypted_and_bound_to_their_user")),
+    Control("2.3", "Master key (MASTER_SECRET) — pluggable provider chain", "Shipped",
+            "file:, env-cmd:, vault:, aws-kms:, gcp-kms:; FF_KEY_LOCAL_FORBID=1 refuses local ones; "
+            "`weco master-secret rotate` resumes after a crash.",
+            ("FF_MASTER_SECRET_PROVIDER", "FF_MASTER_SECRET_ROTATION_PROVIDER", "FF_KEY_LOCAL_FORBID"),
+            ("keyproviders/", "control_api/masterkey.py", "control_api/rotation.py"),
+            ("tests/control_api/test_masterkey.py::test_local_forbid_refuses_the_default",
+             "tests/control_api/test_masterkey.py::test_vault_provider_end_to_end_and_a_clear_start_up_error_when_down",
+             "tests/control_api/test_rotation.py::test_rotation_killed_half_way_then_resumed")),
+    Control("2.3", "Audit chain HMAC + Ed25519 witness", "Partial",
+            "Missing: the off-system witness (FF_AUDIT_SIEM_URL forwarding). The HMAC chain and the Ed25519 "
+            "witness, kept apart from FF_AUDIT_SECRET, are built and verified by `weco audit verify`.",
+            ("FF_AUDIT_SECRET", "FF_AUDIT_WITNESS_KEY"),
+            ("control_api/audit/chain.py", "control_api/audit/verify.py"),
+            ("tests/control_api/audit/test_tamper.py::test_rewritten_chain_without_the_witness_key",)),
+    Control("2.3", "Backup encryption with separate KEK", "Shipped",
+            "`weco backup create`: AES-256-GCM chunks under a scrypt key from FF_BACKUP_PASSPHRASE_FILE; a "
+            "passphrase equal to the master or audit secret is refused; `weco backup drill` proves restores.",
+            ("FF_BACKUP_PASSPHRASE_FILE",),
+            ("control_api/backup/stream.py", "control_api/backup/passphrase.py"),
+            (f"{T_BK}/test_stream.py::test_negative_vectors_are_refused_with_their_diagnostic",
+             f"{T_BK}/test_restore_drill.py::test_backup_wipe_restore_then_verify_login_and_deploy",
+             f"{T_BK}/test_restore_drill.py::test_bad_backups_and_passphrases_are_refused_with_one_line")),
+    Control("2.3", "Full-disk encryption (LUKS / BitLocker)", "Out of scope",
+            "Customer responsibility, set when the machine is made; the LUKS gate (2.4) refuses hosts "
+            "without it."),
+    # 2.4 Encryption in transit
+    Control("2.4", "TLS 1.2+ on admin nginx (Mozilla intermediate config)", "Shipped",
+            "The nginx_tls role; its molecule scenario checks the served TLS configuration.",
+            (), ("roles/nginx_tls/",), (T_MOL,)),
+    Control("2.4", "Admin → host: SSH local port-forward; host-api binds 127.0.0.1 only", "Out of scope",
+            "This design has no host-side API: the control API reaches hosts only through Ansible over SSH."),
+    Control("2.4", "HSTS, X-Frame-Options, X-Content-Type-Options, Referrer-Policy", "Shipped",
+            "On every API answer and in the nginx vhost templates.",
+            (), ("control_api/middleware.py", "roles/nginx_tls/templates/weco-security-headers.conf.j2"),
+            ("tests/control_api/test_errors.py::test_security_headers_and_request_id_on_every_response",
+             T_MOL)),
+    Control("2.4", "Full-disk encryption gate (refuse install if LUKS not detected)", "Shipped",
+            "The luks_gate role; FF_ALLOW_UNENCRYPTED=1 is refused in production.",
+            ("FF_ALLOW_UNENCRYPTED", "FF_DISK_ENCRYPTION"), ("roles/luks_gate/",), (T_MOL,)),
+    Control("2.4", "Mandatory HTTPS gate", "Shipped",
+            "nginx_tls_https_mode: letsencrypt, selfsigned or provided; `none` only in development.",
+            ("FF_ACME_SERVER",), ("roles/nginx_tls/",), (T_MOL,)),
+    Control("2.4", "Cloudflare WAF integration (customer-side)", "Planned",
+            "Missing: no Cloudflare real-IP configuration in the nginx role."),
+    Control("2.4", "Egress allowlist (iptables)", "Shipped",
+            "The egress_allowlist role; its molecule scenario proves other destinations are refused.",
+            (), ("roles/egress_allowlist/",), (T_MOL,)),
+    # 2.5 Audit and integrity
+    Control("2.5", "Append-only audit log: every mutating action recorded with actor, target, IP, "
+                   "timestamp, metadata",
+            "Shipped",
+            "A mutation and its event commit together; triggers (and on PostgreSQL the weco_app role) refuse "
+            "UPDATE/DELETE.",
+            (), ("control_api/audit/log.py", "control_api/audit/actions.py"),
+            ("tests/control_api/audit/test_append_only.py::test_update_and_delete_are_refused",
+             "tests/control_api/audit/test_log.py::test_a_mutation_and_its_events_commit_together",
+             "tests/control_api/audit/test_log.py::test_no_mutation_when_the_event_cannot_be_signed")),
+    Control("2.5", "Audit-export — HMAC chain + Ed25519 witness", "Shipped",
+            "`weco audit export` and `weco audit verify --witness-pub` name the first broken row.",
+            (), ("control_api/audit/export.py", "control_api/audit/verify.py"),
+            ("tests/control_api/test_cli_audit.py::test_export_verifies_offline_and_catches_an_edited_line",
+             "tests/control_api/audit/test_tamper.py::test_deleted_row",
+             "tests/control_api/audit/test_tamper.py::test_edited_event")),
+    Control("2.5", "Anomaly detection rules", "Planned", "Missing: no anomaly rules and no SIEM forwarding."),
+    Control("2.5", "Evidence pack (compliance binder export)", "Shipped",
+            "`weco evidence pack`: audit-verify report, audit export, SBOM when shipped, redacted settings, "
+            "controls, threat model, restore drills, checksums, signed by a key of its own; `weco "
+            "evidence verify`.",
+            ("FF_EVIDENCE_SIGNING_KEY",), ("control_api/evidence/",),
+            ("tests/control_api/evidence/test_pack.py::test_a_pack_verifies_and_a_changed_byte_is_refused",)),
+    Control("2.5", "ClamAV upload scan + Ghostscript flatten", "Planned",
+            "Missing: this release has no document upload, so no scan and no flattening."),
+    Control("2.5", "WORM / immutable backend for audit storage", "Partial",
+            "Missing: audit rows are not streamed to WORM storage. Backups (audit table and checkpoints "
+            "included) go to S3 under compliance-mode Object Lock.",
+            ("FF_BACKUP_S3_ENDPOINT", "FF_BACKUP_RETENTION_DAYS"), ("control_api/backup/targets.py",),
+            (f"{T_BK}/test_s3_object_lock.py::test_a_locked_backup_cannot_be_deleted_before_expiry",)),
+    Control("2.5", "Append-only host-api audit at /var/log/ff-host-audit.jsonl", "Out of scope",
+            "This design has no host-side API to audit."),
+    # 2.6 Supply chain
+    Control("2.6", "Minisign-signed release tarball", "Planned", "Missing: the offline bundle is not "
+                                                                 "signed yet."),
+    Control("2.6", "SHA-256 of tarball + install.sh self-check", "Planned",
+            "Missing: no release tarball with a self-checking installer yet."),
+    Control("2.6", "SBOM (CycloneDX) per release", "Planned",
+            "Missing: no SBOM is built; the evidence pack includes one when a release ships SBOM.cdx.json."),
+    Control("2.6", "CI workflows shipped inside release tarball", "Planned",
+            "Missing: no release tarball yet (CI is `.ci/run`, which runs the README's test command)."),
+    Control("2.6", "Dependabot / Snyk / npm-audit gating", "Planned",
+            "Missing: no dependency-vulnerability gate in CI (dependencies are pinned in "
+            "requirements*.lock)."),
+    Control("2.6", "Source snapshot pushed to public dist repo per release", "Planned",
+            "Missing: no release process publishes source snapshots yet."),
+    # 2.7 Outbound calls
+    Control("2.7", "No outbound calls at runtime", "Partial",
+            "Missing: no test watches a running deployment's network. The API calls only what settings name "
+            "(key providers, SMTP, S3 backups); the egress allowlist bounds hosts.",
+            (), ("roles/egress_allowlist/",), (T_MOL,)),
+    Control("2.7", "Install-time outbound calls replaceable (air-gap)", "Partial",
+            "Missing: the signed bundle. Installs take packages from the controller's offline repository.",
+            (), ("roles/offline_repo/", "scripts/build-offline"), (T_MOL,)),
+)
+
+THREATS: tuple[tuple[str, str], ...] = (
+    ("Public-site tamper", "an attacker modifies a published disclosure (PDF replacement, content edit, "
+     "defacement). Mitigations here: append-only, chained and witnessed audit log; atomic site deploys "
+     "with a "
+     "rollback directory; one run per site at a time; encrypted backups on Object Lock storage."),
+    ("Admin-VM compromise", "credential theft, account takeover, lateral movement. Mitigations here: bcrypt "
+     "cost 12, store-backed rate limits and lockout, email codes and TOTP, sealed mode, step-up, per-row "
+     "encrypted host keys, master secret from a KMS, backups under a separate passphrase."),
+    ("Supply chain", "a backdoored dependency or release. Mitigations here: exact pins and locks, offline "
+     "installs from what the controller ships. Release signing and SBOMs are Planned (2.6)."),
+    ("Licence/JWT abuse", "a pirated or replayed licence. This release has no licences (2.2: Planned)."),
+)
