@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from control_api.app import build_deps, create_app
 from control_api.db import open_database
-from control_api.embedded_worker import EmbeddedWorker
+from control_api.embedded_worker import EmbeddedGroup, EmbeddedWorker, watcher
 from control_api.gunicorn_workers import worker_class
 from control_api.logs import GUNICORN_LOGCONFIG, configure_logging
+from control_api.metrics import instrument, prepare_multiprocess_dir, worker_exited
 from control_api.settings import Settings
 
 # How long a stop waits for requests in flight and for the embedded worker to cancel
@@ -105,13 +107,20 @@ class _Gunicorn(BaseApplication):
         db = open_database(self.settings.effective_database_url)
         deps = build_deps(self.settings, db, seal_after_commit=False)
         deps.audit.start_background_sealer()
-        return create_app(deps)
+        app = create_app(deps)
+        return instrument(app) if self.settings.metrics_bind else app
 
     def run(self) -> None:
         _Arbiter(self, self.embedded).run()
 
 
 def serve(settings: Settings, bind: str, workers: int, threads: int, embedded_worker: bool = False) -> None:
+    metrics_dir = None
+    if settings.metrics_bind:
+        metrics_dir = str(settings.data_dir.resolve() / "metrics")
+        prepare_multiprocess_dir(Path(metrics_dir))
+    # The audit watcher always runs (the anomaly rules; the SIEM forwarder when configured).
+    children = [EmbeddedWorker()] if embedded_worker else []
     _Gunicorn(
         settings,
         {
@@ -135,6 +144,7 @@ def serve(settings: Settings, bind: str, workers: int, threads: int, embedded_wo
             # would add a way to reload or resize the server beside its signals.
             "control_socket_disable": True,
             "post_worker_init": quit_once,
+            "child_exit": worker_exited,
         },
-        EmbeddedWorker() if embedded_worker else None,
+        EmbeddedGroup([*children, watcher(metrics_dir)]),
     ).run()
