@@ -1,4 +1,5 @@
-"""The embedded worker: `weco worker` as a child of `weco serve`'s gunicorn master.
+"""The embedded worker: `weco worker` as a child of `weco serve`'s gunicorn master;
+and the same for the audit watcher (`weco siem watch`), both driven as one group.
 
 It is its own process: a long playbook never holds an API worker, and the API's
 gunicorn workers never hold ssh-agents or decrypted host keys. The master's own loop
@@ -27,8 +28,9 @@ RESTART_DELAY = 1.0
 
 
 class EmbeddedWorker:
-    def __init__(self, command: list[str] | None = None) -> None:
+    def __init__(self, command: list[str] | None = None, name: str = "the embedded worker") -> None:
         self.command = command or [sys.executable, "-m", "control_api.cli", "worker"]
+        self.name = name
         self.process: subprocess.Popen | None = None
         self.stopping = False
         self.exited_at = 0.0
@@ -41,7 +43,7 @@ class EmbeddedWorker:
         if self.process is not None and self.process.returncode is None and self.process.poll() is not None:
             self.exited_at = time.monotonic()
             if not self.stopping:
-                log.warning("the embedded worker exited with %s; restarting it", self.process.returncode)
+                log.warning("%s exited with %s; restarting it", self.name, self.process.returncode)
 
     def maintain(self) -> None:
         """Restart a worker that died (never one being stopped), RESTART_DELAY after."""
@@ -56,7 +58,7 @@ class EmbeddedWorker:
         self.stopping = True
         self.reap()
         if self.process is not None and self.process.returncode is None:
-            log.info("stopping the embedded worker: a run in progress is canceled and recorded")
+            log.info("stopping %s", self.name)
             self.process.terminate()
 
     def wait(self, deadline: float) -> None:
@@ -66,7 +68,43 @@ class EmbeddedWorker:
         try:
             self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log.warning("the embedded worker did not stop in time: killed; "
-                        "its run, if any, will be marked lost by the next worker")
+            log.warning("%s did not stop in time: killed (a run it held, if any, will be marked "
+                        "lost by the next worker)", self.name)
             self.process.kill()
             self.process.wait()
+
+
+def watcher(metrics_dir: str | None = None) -> EmbeddedWorker:
+    """`weco siem watch`: the anomaly rules and the SIEM forwarder (one at a time across
+    machines: the others wait for its lock)."""
+    command = [sys.executable, "-m", "control_api.cli", "siem", "watch"]
+    if metrics_dir:
+        command += ["--metrics-dir", metrics_dir]
+    return EmbeddedWorker(command, "the audit watcher")
+
+
+class EmbeddedGroup:
+    """Several children with EmbeddedWorker's interface: started, restarted and stopped together."""
+
+    def __init__(self, children: list[EmbeddedWorker]) -> None:
+        self.children = children
+
+    def start(self) -> None:
+        for child in self.children:
+            child.start()
+
+    def reap(self) -> None:
+        for child in self.children:
+            child.reap()
+
+    def maintain(self) -> None:
+        for child in self.children:
+            child.maintain()
+
+    def stop(self) -> None:
+        for child in self.children:
+            child.stop()
+
+    def wait(self, deadline: float) -> None:
+        for child in self.children:
+            child.wait(deadline)

@@ -10,7 +10,7 @@ import peewee
 
 from control_api.audit.keys import AuditKeyError
 from control_api.audit.log import AuditUnavailable
-from control_api.cli import accounts, audit, backup, config, evidence, runs, secrets, server, store
+from control_api.cli import accounts, audit, backup, config, evidence, runs, secrets, server, siem, store
 from control_api.cli.args import Parser, first_non_utf8
 from control_api.cli.common import CommandError, reason
 from control_api.logs import configure_logging
@@ -22,7 +22,7 @@ from keyproviders import KeyProviderError
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="weco", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
-    for module in (config, store, accounts, audit, secrets, server, runs, backup, evidence):
+    for module in (config, store, accounts, audit, secrets, server, runs, backup, evidence, siem):
         module.register(groups)
     return parser
 
