@@ -69,34 +69,42 @@ class FileSink:
 
 
 class S3Sink:
-    """A multipart upload under compliance-mode Object Lock."""
+    """An upload under compliance-mode Object Lock: one PutObject when the backup fits in
+    a part, else a multipart upload (memory stays at one part). Either way the written
+    version's lock is read back and checked, so a store that ignored the lock headers
+    makes the backup fail instead of pretending (moto ignores them on multipart uploads)."""
 
     def __init__(self, client, bucket: str, key: str, retain_until: dt.datetime) -> None:
         self.client, self.bucket, self.key = client, bucket, key
         self.location = f"s3://{bucket}/{key}"
+        self.retain_until = retain_until
         try:
             config = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
         except client.exceptions.ClientError as exc:
+            if _code(exc) == "ObjectLockConfigurationNotFoundError":
+                raise TargetError(f"s3://{bucket} does not have Object Lock enabled") from None
             raise TargetError(f"s3://{bucket}: cannot read its Object Lock configuration ({_code(exc)}); "
                               "backups go only to a bucket created with Object Lock enabled") from None
         if config.get("ObjectLockEnabled") != "Enabled":
             raise TargetError(f"s3://{bucket} does not have Object Lock enabled")
         if _exists(client, bucket, key):
             raise TargetError(f"{self.location} already exists; a backup is never overwritten")
-        self._upload = client.create_multipart_upload(
-            Bucket=bucket, Key=key, ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=retain_until,
-            ChecksumAlgorithm="SHA256")["UploadId"]
+        self._lock = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": retain_until}
+        self._upload: str | None = None
         self._buffer = bytearray()
         self._parts: list[dict] = []
 
     def write(self, data: bytes) -> int:
         self._buffer += data
-        while len(self._buffer) >= PART_BYTES:
+        while len(self._buffer) > PART_BYTES:
             self._send(bytes(self._buffer[:PART_BYTES]))
             del self._buffer[:PART_BYTES]
         return len(data)
 
     def _send(self, body: bytes) -> None:
+        if self._upload is None:
+            self._upload = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ChecksumAlgorithm="SHA256", **self._lock)["UploadId"]
         number = len(self._parts) + 1
         answer = self.client.upload_part(Bucket=self.bucket, Key=self.key, UploadId=self._upload,
                                          PartNumber=number, Body=body, ChecksumAlgorithm="SHA256")
@@ -106,14 +114,26 @@ class S3Sink:
         self._parts.append(part)
 
     def commit(self) -> None:
-        if self._buffer or not self._parts:
+        if self._upload is None:
+            written = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer),
+                                             ChecksumAlgorithm="SHA256", **self._lock)
+        else:
             self._send(bytes(self._buffer))
-            self._buffer.clear()
-        self.client.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload,
-                                              MultipartUpload={"Parts": self._parts})
+            written = self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload,
+                MultipartUpload={"Parts": self._parts})
+        self._buffer.clear()
+        self.version = written.get("VersionId")
+        head = self.client.head_object(Bucket=self.bucket, Key=self.key,
+                                       **({"VersionId": self.version} if self.version else {}))
+        until = head.get("ObjectLockRetainUntilDate")
+        if head.get("ObjectLockMode") != "COMPLIANCE" or until is None or until < self.retain_until:
+            raise TargetError(f"{self.location} was written, but the store did not put it under "
+                              "compliance-mode Object Lock until the retention date; do not rely on it")
 
     def abort(self) -> None:
-        self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload)
+        if self._upload is not None:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload)
 
 
 def _code(exc) -> str:
@@ -135,7 +155,8 @@ def open_sink(location: str, now: dt.datetime, s3_client, retention_days: int):
     if is_s3(location):
         bucket, prefix = split_s3(location)
         key = f"{prefix.rstrip('/')}/{new_name(now)}" if prefix else new_name(now)
-        retain_until = now.replace(tzinfo=dt.UTC) + dt.timedelta(days=retention_days)
+        # Whole seconds: S3 keeps retain-until dates to the second.
+        retain_until = now.replace(tzinfo=dt.UTC, microsecond=0) + dt.timedelta(days=retention_days)
         return S3Sink(s3_client(), bucket, key, retain_until)
     return FileSink(Path(location))
 
