@@ -46,7 +46,8 @@ def open_database(url: str) -> peewee.Database:
             unquote(parts.path.lstrip("/")),
             user=unquote(parts.username or "") or None,
             password=unquote(parts.password or "") or None,
-            host=parts.hostname,
+            # A socket directory is percent-encoded in the host (%2Fvar%2Frun%2Fpostgresql).
+            host=unquote(parts.hostname or "") or None,
             port=parts.port or 5432,
             max_connections=32,
             stale_timeout=300,
