@@ -20,12 +20,12 @@ import time
 import uuid
 
 from control_api import migrations
-from control_api.app import build_audit_log
 from control_api.audit.chain import GENESIS_MAC, canonical_json
 from control_api.audit.log import Actor
 from control_api.audit.verify import Verifier, rows_from_store
 from control_api.db import open_database
 from control_api.settings import load_settings
+from control_api.wiring import build_audit_log
 from tests.peers.postgres import PostgresCluster
 
 ACTOR = Actor("bench", "127.0.0.1", "bench")

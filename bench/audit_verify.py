@@ -24,13 +24,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from control_api import migrations
-from control_api.app import build_audit_log
 from control_api.audit.chain import _event_message
 from control_api.audit.export import export, read_export
 from control_api.audit.log import Actor
 from control_api.audit.verify import Verifier
 from control_api.db import open_database
 from control_api.settings import load_settings
+from control_api.wiring import build_audit_log
 
 ACTOR = Actor("user:1", "192.0.2.10", "Mozilla/5.0 (bench)")
 

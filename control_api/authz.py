@@ -1,4 +1,6 @@
-"""Who may call each route: every responder declares it, and undeclared ones are refused.
+"""Who may do what: the route declarations, and the role and grant policy behind them.
+
+Every responder declares who may call it, and undeclared ones are refused.
 
 The declaration is a decorator (`public`, `authenticated`, `superadmin`) that both
 guards the responder (a Falcon `before` hook) and marks it, so `undeclared_routes`
@@ -13,6 +15,10 @@ import enum
 from collections.abc import Callable, Iterator
 
 import falcon
+import peewee
+
+from control_api.errors import Forbidden
+from control_api.models import Run, Site, SiteGrant, User
 
 ACCESS_ATTR = "__weco_access__"
 
@@ -33,7 +39,7 @@ def _guard(level: Access) -> Callable:
                 title="Authentication required",
                 description="log in, or send an API token as 'Authorization: Bearer ...'",
             )
-        if level is Access.SUPERADMIN and principal.user.role != "superadmin":
+        if level is Access.SUPERADMIN and not is_superadmin(principal.user):
             raise falcon.HTTPForbidden(
                 title="Forbidden", description="this action needs the superadmin role"
             )
@@ -92,3 +98,39 @@ def destructive(scope: str) -> Callable:
         return guarded
 
     return decorate
+
+
+# -- role and grant policy: the one place that says who may see and act on what ----------
+
+
+def is_superadmin(user: User) -> bool:
+    return user.role == "superadmin"
+
+
+def may_use_site(user: User, site: Site) -> bool:
+    """A superadmin may use every site; an admin only the sites granted to them."""
+    if is_superadmin(user):
+        return True
+    return SiteGrant.select().where(SiteGrant.site == site, SiteGrant.user == user).exists()
+
+
+def visible_sites(user: User) -> peewee.ModelSelect:
+    sites = Site.select()
+    if not is_superadmin(user):
+        sites = sites.join(SiteGrant).where(SiteGrant.user == user)
+    return sites
+
+
+def visible_runs(user: User) -> peewee.ModelSelect:
+    """An admin sees the runs on sites granted to them and the runs they asked for."""
+    runs = Run.select()
+    if not is_superadmin(user):
+        granted = SiteGrant.select(SiteGrant.site).where(SiteGrant.user == user)
+        runs = runs.where(Run.site.in_(granted) | (Run.requested_by == user))
+    return runs
+
+
+def require_host_runs(user: User) -> None:
+    """Runs on listed hosts (not through a site) need a superadmin."""
+    if not is_superadmin(user):
+        raise Forbidden("runs on hosts need the superadmin role")

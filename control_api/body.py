@@ -9,6 +9,7 @@ walk. Anything else is a 400 (415 for a body that is not UTF-8 JSON) naming the 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -189,3 +190,18 @@ def header_int(req: falcon.Request, name: str, low: int, high: int) -> int | Non
     """An integer header, or None when it is absent."""
     raw = req.get_header(name)
     return None if raw is None else _bounded(raw, low, high, f"the {name} header")
+
+
+def query_time(req: falcon.Request, name: str) -> dt.datetime | None:
+    """An ISO 8601 time parameter as naive UTC (the store's form), or None when absent."""
+    raw = req.get_param(name)
+    if raw is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if value.tzinfo is not None:
+            # Year 1 or 9999 with an offset falls off the calendar here: OverflowError.
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise InvalidRequest(f"'{name}' must be an ISO 8601 time", title="Invalid parameter") from None
+    return value

@@ -37,6 +37,31 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+class InvalidInput(ApiError, ValueError):
+    """What the client sent cannot be accepted; the description names the field and
+    what it must be. Also a ValueError, so checks can be shared with non-HTTP callers."""
+
+    status = 400
+    title = "Invalid request"
+
+
+class Forbidden(ApiError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(ApiError):
+    """The change clashes with what exists; the description says how."""
+
+    status = 409
+    title = "Conflict"
+
+
 def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Always JSON, whatever the client's Accept header says."""
     description = error.description or _DEFAULT_DESCRIPTIONS.get(error.status_code, error.title)

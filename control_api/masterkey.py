@@ -122,19 +122,19 @@ class MasterKeys:
     def _configured_secret(self) -> tuple[bytes, KeyProvider]:
         context = provider_context(self.settings)
         uris = configured_uris(self.settings)
-        if not self.settings.master_secret_provider and self.settings.key_local_forbid != "1":
+        if not self.settings.master_secret_provider and not self.settings.key_local_forbid:
             default = resolve(uris[0], context)
             if not default.path.exists():
                 # The embedded default: created on first use, 0600, never overwritten.
                 default.store(new_secret())
                 log.info("created the master secret at %s", default.path)
-        return load_master_secret(uris, context, self.settings.key_local_forbid == "1")
+        return load_master_secret(uris, context, self.settings.key_local_forbid)
 
     def _rotation_secret(self, expected: str | None = None) -> bytes:
         """The other secret of a rotation, from the configured rotation provider."""
         try:
             secret, provider = load_master_secret(self.rotation_uris, provider_context(self.settings),
-                                                  self.settings.key_local_forbid == "1")
+                                                  self.settings.key_local_forbid)
         except KeyProviderError as exc:
             raise MasterKeyError(f"the rotation's other master key: {exc}") from None
         if expected is not None and master_key_id(secret) != expected:

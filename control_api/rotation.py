@@ -35,7 +35,7 @@ def _target(keys: MasterKeys, to_uri: str, actor: Actor) -> tuple[str, bool]:
     """The target key id, creating and storing the new secret unless a rotation to
     `to_uri` is already under way (or its secret was stored before a crash)."""
     provider = resolve(to_uri, provider_context(keys.settings))
-    if provider.local and keys.settings.key_local_forbid == "1":
+    if provider.local and keys.settings.key_local_forbid:
         raise MasterKeyError(f"FF_KEY_LOCAL_FORBID=1 refuses {to_uri.split(':', 1)[0]}: as a rotation target")
     rotating = MasterKey.get_or_none(MasterKey.state == "rotating")
     try:

@@ -16,13 +16,14 @@ from pathlib import Path
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from control_api.app import build_deps, create_app
+from control_api.app import create_app
 from control_api.db import open_database
 from control_api.embedded_worker import EmbeddedGroup, EmbeddedWorker, watcher
 from control_api.gunicorn_workers import worker_class
 from control_api.logs import GUNICORN_LOGCONFIG, configure_logging
 from control_api.metrics import instrument, prepare_multiprocess_dir, worker_exited
 from control_api.settings import Settings
+from control_api.wiring import build_deps
 
 # How long a stop waits for requests in flight and for the embedded worker to cancel
 # and record a run in progress; past it, what is left is killed.

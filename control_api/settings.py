@@ -45,6 +45,13 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _switch(raw: str) -> bool:
+    """An on/off setting: "1" or "0", parsed to a bool once here."""
+    if raw not in ("0", "1"):
+        raise ValueError
+    return raw == "1"
+
+
 def _int_range(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         if not re.fullmatch(r"[0-9]+", raw):
@@ -213,15 +220,15 @@ SPECS: tuple[Spec, ...] = (
          "Where signed checkpoints are appended; ship it off the machine. Empty: "
          "FF_DATA_DIR/audit/checkpoints.jsonl.", str),
     Spec("FF_TOTP_ONLY", "0", "0 | 1",
-         "1 refuses email-code second factors: TOTP (and its recovery codes) only.", _choice("0", "1")),
+         "1 refuses email-code second factors: TOTP (and its recovery codes) only.", _switch),
     Spec("FF_SEALED_MODE", "0", "0 | 1 (1 needs FF_TOTP_ONLY=1)",
-         "1: no user gets a session without TOTP, after the grace period below.", _choice("0", "1")),
+         "1: no user gets a session without TOTP, after the grace period below.", _switch),
     Spec("FF_SEALED_MODE_GRACE_DAYS", "7", "0..365",
          "Days from when sealed mode was first seen during which users without TOTP may still "
          "log in (to enrol).", _int_range(0, 365)),
     Spec("FF_REQUIRE_STEP_UP", "0", "0 | 1",
          "1: destructive routes need a step-up token minted from a fresh TOTP code "
-         "(5 minutes, bound to the session and the action).", _choice("0", "1")),
+         "(5 minutes, bound to the session and the action).", _switch),
     Spec("FF_TOKEN_MAX_DAYS", "90", "1..3650",
          "Longest life of an API token from its creation: checked when a token is made (API and "
          "`weco token create`) and each time one is used, so it also caps older tokens.",
@@ -248,7 +255,7 @@ SPECS: tuple[Spec, ...] = (
          "never by the store.", _provider_uris),
     Spec("FF_KEY_LOCAL_FORBID", "0", "0 | 1",
          "1 refuses the local providers file: and env-cmd: at start-up (production with a KMS).",
-         _choice("0", "1")),
+         _switch),
     Spec("FF_AUDIT_CHECKPOINT_EVERY", "1000", "0..1000000000",
          "Write a checkpoint each time the log grows past a multiple of this many rows "
          "(0: only on demand, `weco audit checkpoint`).", _int_range(0, 1000000000)),
@@ -296,7 +303,7 @@ SPECS: tuple[Spec, ...] = (
          _choice("auto", "0", "1")),
     Spec("FF_ALLOW_UNENCRYPTED", "0", "0 | 1",
          "Read by the luks_gate role: 1 lets a development host without LUKS through "
-         "(refused when FF_ENV=production).", _choice("0", "1")),
+         "(refused when FF_ENV=production).", _switch),
     Spec("FF_DISK_ENCRYPTION", "luks", "luks | cloud-managed",
          "Read by the luks_gate role: cloud-managed records that the provider encrypts the disks "
          "instead of LUKS.", _choice("luks", "cloud-managed")),
@@ -345,24 +352,24 @@ class Settings:
     audit_siem_batch: int
     business_hours: str
     metrics_bind: str
-    totp_only: str
-    sealed_mode: str
+    totp_only: bool
+    sealed_mode: bool
     sealed_mode_grace_days: int
-    require_step_up: str
+    require_step_up: bool
     token_max_days: int
     smtp_url: str = dataclasses.field(repr=False)
     smtp_from: str
     smtp_ca_file: str
     master_secret_provider: str
     master_secret_rotation_provider: str
-    key_local_forbid: str
+    key_local_forbid: bool
     run_timeout_seconds: int
     event_stream_max_seconds: int
     run_lease_seconds: int
     site_sources_dir: str
     ansible_dir: str
     embedded_worker: str
-    allow_unencrypted: str
+    allow_unencrypted: bool
     disk_encryption: str
     acme_server: str
     backup_passphrase_file: str
@@ -415,7 +422,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if values["env"] != "dev" and _plain_smtp_leaves_the_host(values["smtp_url"]):
         raise SettingsError("FF_SMTP_URL: plain smtp:// is allowed in production only to a relay on this "
                             "machine and without credentials; use smtp+starttls:// or smtps://")
-    if values["sealed_mode"] == "1" and values["totp_only"] != "1":
+    if values["sealed_mode"] and not values["totp_only"]:
         raise SettingsError("FF_SEALED_MODE=1 is not allowed without FF_TOTP_ONLY=1: sealed mode means TOTP")
     _check_siem(values)
     values["data_dir"] = Path(values["data_dir"])
@@ -454,6 +461,8 @@ def effective_items(settings: Settings) -> list[tuple[str, str]]:
             shown = redact_url(settings.effective_database_url)
         elif spec.secret:
             shown = REDACTED if value else ""
+        elif isinstance(value, bool):
+            shown = "1" if value else "0"
         elif isinstance(value, tuple):
             shown = ", ".join(map(str, value))
         else:

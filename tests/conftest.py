@@ -11,11 +11,12 @@ import falcon.testing
 import pytest
 
 from control_api import migrations
-from control_api.app import build_deps, build_users, create_app
+from control_api.app import create_app
 from control_api.audit.log import Actor
 from control_api.auth.passwords import PasswordHasher
 from control_api.db import open_database
 from control_api.settings import load_settings
+from control_api.wiring import build_deps, build_users
 from tests.peers.gcpkms import FakeCloudKms
 from tests.peers.moto import CREDENTIALS, MotoServer
 from tests.peers.openbao import OpenBao

@@ -31,7 +31,7 @@ from control_api.audit.log import Actor, AuditLog
 from control_api.auth.sealed import SealedMode
 from control_api.clock import SecretTokens, SystemClock
 from control_api.db import dialect
-from control_api.errors import ApiError
+from control_api.errors import ApiError, NotFound
 from control_api.models import ApiToken, LoginChallenge, Session, User
 
 TOKEN_PREFIX = "weco_"  # noqa: S105 (a public marker for secret scanners)
@@ -216,7 +216,24 @@ class CredentialService:
             if ended:
                 self.audit.record(actor, action, f"session:{session_id}")
 
+    def live_sessions(self, user: User) -> list[Session]:
+        return list(Session.select().where((Session.user == user) & Session.revoked_at.is_null())
+                    .order_by(Session.id))
+
+    def revoke_session(self, session_id: int, actor: Actor, owner: User | None = None) -> None:
+        """End a live session (only `owner`'s, when given); NotFound when there is none."""
+        condition = (Session.id == session_id) & Session.revoked_at.is_null()
+        if owner is not None:
+            condition &= Session.user == owner
+        if not Session.select().where(condition).exists():
+            why = "you have no live session with this id" if owner else "no live session has this id"
+            raise NotFound(why, title="No such session")
+        self.end_session(session_id, actor, "auth.session_revoked")
+
     # -- API tokens ---------------------------------------------------------------
+
+    def tokens_of(self, user: User) -> list[ApiToken]:
+        return list(ApiToken.select().where(ApiToken.user == user).order_by(ApiToken.id))
 
     @property
     def token_max_days(self) -> int:

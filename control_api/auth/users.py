@@ -35,6 +35,10 @@ def find_by_email(email: str) -> User | None:
     return User.get_or_none(User.email_key == email_key(email))
 
 
+def all_users() -> list[User]:
+    return list(User.select().order_by(User.id))
+
+
 class UserService:
     def __init__(self, audit: AuditLog, hasher: PasswordHasher, clock: SystemClock) -> None:
         self.audit = audit

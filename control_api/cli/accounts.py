@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 
-from control_api.app import build_credentials, build_users
 from control_api.auth.passwords import PasswordPolicyError, generate_password
 from control_api.auth.totp import TotpService
 from control_api.auth.users import UserError, find_by_email
@@ -13,6 +12,7 @@ from control_api.cli.args import store_id
 from control_api.cli.common import CommandError, cli_actor, open_deps
 from control_api.models import ROLES, ApiToken
 from control_api.settings import Settings
+from control_api.wiring import build_credentials, build_users
 
 
 def _read_password_stdin() -> str:

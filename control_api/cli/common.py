@@ -7,10 +7,10 @@ import getpass
 import peewee
 
 from control_api import migrations
-from control_api.app import Deps, build_deps
 from control_api.audit.log import Actor
 from control_api.db import open_database
 from control_api.settings import Settings
+from control_api.wiring import Deps, build_deps
 
 
 class CommandError(Exception):

@@ -6,10 +6,10 @@ import fcntl
 import logging
 import signal
 
-from control_api.app import build_worker
 from control_api.cli.common import CommandError, open_deps
 from control_api.db import dialect
 from control_api.settings import Settings
+from control_api.wiring import build_worker
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ def cmd_master_init(settings: Settings, args) -> None:
     if MasterKey.select().exists():
         raise CommandError("the store already has a master secret: use `weco master-secret rotate --to URI`")
     provider = resolve(args.provider, provider_context(settings))
-    if provider.local and settings.key_local_forbid == "1":
+    if provider.local and settings.key_local_forbid:
         raise CommandError(f"FF_KEY_LOCAL_FORBID=1 refuses {args.provider.split(':', 1)[0]}: providers")
     secret = new_secret()
     provider.store(secret)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import peewee
 
 from control_api import migrations, pgroles
-from control_api.app import build_audit_log
 from control_api.cli.common import CommandError, cli_actor
 from control_api.clock import SystemClock
 from control_api.db import dialect, open_database
 from control_api.settings import Settings
+from control_api.wiring import build_audit_log
 
 
 def cmd_db_upgrade(settings: Settings, args) -> None:

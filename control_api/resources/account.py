@@ -87,12 +87,15 @@ def session_json(session: Session, current_id: int | None) -> dict:
 
 
 class MySessions:
+    def __init__(self, credentials: CredentialService) -> None:
+        self.credentials = credentials
+
     @authenticated
     def on_get(self, req, resp) -> None:
         principal = req.context.principal
         current = principal.credential_id if principal.via == "session" else None
-        sessions = Session.select().where((Session.user == principal.user) & Session.revoked_at.is_null())
-        resp.media = {"sessions": [session_json(s, current) for s in sessions.order_by(Session.id)]}
+        sessions = self.credentials.live_sessions(principal.user)
+        resp.media = {"sessions": [session_json(s, current) for s in sessions]}
 
 
 class MySession:
@@ -101,12 +104,7 @@ class MySession:
 
     @authenticated
     def on_delete(self, req, resp, session_id: int) -> None:
-        mine = (Session.id == session_id) & (Session.user == req.context.principal.user)
-        session = Session.get_or_none(mine & Session.revoked_at.is_null())
-        if session is None:
-            raise falcon.HTTPNotFound(title="No such session",
-                                      description="you have no live session with this id")
-        self.credentials.end_session(session.id, actor_of(req), "auth.session_revoked")
+        self.credentials.revoke_session(session_id, actor_of(req), owner=req.context.principal.user)
         resp.status = falcon.HTTP_204
 
 
@@ -117,10 +115,7 @@ class AnySession:
     @superadmin
     @destructive("session.revoke")
     def on_delete(self, req, resp, session_id: int) -> None:
-        session = Session.get_or_none((Session.id == session_id) & Session.revoked_at.is_null())
-        if session is None:
-            raise falcon.HTTPNotFound(title="No such session", description="no live session has this id")
-        self.credentials.end_session(session.id, actor_of(req), "auth.session_revoked")
+        self.credentials.revoke_session(session_id, actor_of(req))
         resp.status = falcon.HTTP_204
 
 

@@ -19,11 +19,3 @@ def actor_of(req: falcon.Request) -> Actor:
 def iso(value: dt.datetime | None) -> str | None:
     """A stored (naive UTC) time as ISO 8601 with its Z, or None."""
     return value.isoformat() + "Z" if value else None
-
-
-def invalid(message: object) -> falcon.HTTPError:
-    return falcon.HTTPBadRequest(title="Invalid request", description=str(message))
-
-
-def conflict(message: object) -> falcon.HTTPError:
-    return falcon.HTTPConflict(title="Conflict", description=str(message))

@@ -11,9 +11,8 @@ from control_api.auth.stepup import StepUp
 from control_api.authz import destructive, superadmin
 from control_api.body import read_json
 from control_api.models import Host
-from control_api.resources.common import actor_of, conflict, invalid, iso
-from control_api.sites.catalog import Conflict, SiteCatalog, find_host
-from control_api.sites.validate import InvalidInput
+from control_api.resources.common import actor_of, iso
+from control_api.sites.catalog import SiteCatalog, all_hosts, host_or_404
 
 HOST_FIELDS = ("name", "connection", "address", "port", "ssh_user", "ssh_private_key", "vars")
 
@@ -25,29 +24,17 @@ def host_json(host: Host) -> dict:
             "created_at": iso(host.created_at)}
 
 
-def host_or_404(host_id: int) -> Host:
-    host = find_host(host_id)
-    if host is None:
-        raise falcon.HTTPNotFound(title="No such host", description=f"there is no host {host_id}")
-    return host
-
-
 class Hosts:
     def __init__(self, catalog: SiteCatalog) -> None:
         self.catalog = catalog
 
     @superadmin
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"hosts": [host_json(h) for h in Host.select().order_by(Host.id)]}
+        resp.media = {"hosts": [host_json(h) for h in all_hosts()]}
 
     @superadmin
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        try:
-            host = self.catalog.create_host(read_json(req, HOST_FIELDS), actor_of(req))
-        except InvalidInput as exc:
-            raise invalid(exc) from None
-        except Conflict as exc:
-            raise conflict(exc) from None
+        host = self.catalog.create_host(read_json(req, HOST_FIELDS), actor_of(req))
         resp.status = falcon.HTTP_201
         resp.media = host_json(host)
 
@@ -63,8 +50,5 @@ class HostItem:
     @superadmin
     @destructive("host.delete")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, host_id: int) -> None:
-        try:
-            self.catalog.delete_host(host_or_404(host_id), actor_of(req))
-        except Conflict as exc:
-            raise conflict(exc) from None
+        self.catalog.delete_host(host_or_404(host_id), actor_of(req))
         resp.status = falcon.HTTP_204

@@ -8,24 +8,22 @@ import falcon
 from control_api.auth.stepup import StepUp
 from control_api.authz import authenticated, destructive, superadmin
 from control_api.body import read_json
-from control_api.models import Site, SiteGrant, User
-from control_api.resources.common import actor_of, conflict, invalid, iso
-from control_api.resources.hosts import host_json, host_or_404
-from control_api.sites.catalog import Conflict, SiteCatalog, find_site, may_use_site, site_hosts
-from control_api.sites.validate import InvalidInput
+from control_api.models import Site
+from control_api.resources.common import actor_of, iso
+from control_api.resources.hosts import host_json
+from control_api.sites.catalog import (
+    SiteCatalog,
+    host_or_404,
+    site_hosts,
+    site_or_404,
+    sites_for,
+    user_or_404,
+)
 
 
 def site_json(site: Site) -> dict:
     return {"slug": site.slug, "domain": site.domain, "created_at": iso(site.created_at),
             "hosts": [host_json(h) for h in site_hosts(site)]}
-
-
-def site_or_404(slug: str, user: User | None = None) -> Site:
-    site = find_site(slug)
-    # An admin without a grant learns nothing, not even that the site exists.
-    if site is None or (user is not None and not may_use_site(user, site)):
-        raise falcon.HTTPNotFound(title="No such site", description=f"there is no site '{slug}' you may see")
-    return site
 
 
 class Sites:
@@ -34,20 +32,11 @@ class Sites:
 
     @authenticated
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        user = req.context.principal.user
-        sites = Site.select().order_by(Site.slug)
-        if user.role != "superadmin":
-            sites = sites.join(SiteGrant).where(SiteGrant.user == user)
-        resp.media = {"sites": [site_json(s) for s in sites]}
+        resp.media = {"sites": [site_json(s) for s in sites_for(req.context.principal.user)]}
 
     @superadmin
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        try:
-            site = self.catalog.create_site(read_json(req, ("slug", "domain")), actor_of(req))
-        except InvalidInput as exc:
-            raise invalid(exc) from None
-        except Conflict as exc:
-            raise conflict(exc) from None
+        site = self.catalog.create_site(read_json(req, ("slug", "domain")), actor_of(req))
         resp.status = falcon.HTTP_201
         resp.media = site_json(site)
 
@@ -63,10 +52,7 @@ class SiteItem:
     @superadmin
     @destructive("site.delete")
     def on_delete(self, req: falcon.Request, resp: falcon.Response, slug: str) -> None:
-        try:
-            self.catalog.delete_site(site_or_404(slug), actor_of(req))
-        except Conflict as exc:
-            raise conflict(exc) from None
+        self.catalog.delete_site(site_or_404(slug), actor_of(req))
         resp.status = falcon.HTTP_204
 
 
@@ -76,14 +62,14 @@ class SiteHostLink:
 
     @superadmin
     def on_put(self, req: falcon.Request, resp: falcon.Response, slug: str, host_id: int) -> None:
-        created = self.catalog.attach(site_or_404(slug), host_or_404(host_id), actor_of(req))
+        site = site_or_404(slug)
+        created = self.catalog.attach(site, host_or_404(host_id), actor_of(req))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
-        resp.media = site_json(site_or_404(slug))
+        resp.media = site_json(site)
 
     @superadmin
     def on_delete(self, req: falcon.Request, resp: falcon.Response, slug: str, host_id: int) -> None:
-        if not self.catalog.detach(site_or_404(slug), host_or_404(host_id), actor_of(req)):
-            raise falcon.HTTPNotFound(title="Not attached", description="this host does not serve this site")
+        self.catalog.detach(site_or_404(slug), host_or_404(host_id), actor_of(req))
         resp.status = falcon.HTTP_204
 
 
@@ -93,17 +79,11 @@ class SiteGrantLink:
 
     @superadmin
     def on_put(self, req: falcon.Request, resp: falcon.Response, slug: str, user_id: int) -> None:
-        user = User.get_or_none(User.id == user_id)
-        if user is None:
-            raise falcon.HTTPNotFound(title="No such user", description=f"there is no user {user_id}")
-        created = self.catalog.grant(site_or_404(slug), user, actor_of(req))
+        created = self.catalog.grant(site_or_404(slug), user_or_404(user_id), actor_of(req))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = {"site": slug, "user_id": user_id}
 
     @superadmin
     def on_delete(self, req: falcon.Request, resp: falcon.Response, slug: str, user_id: int) -> None:
-        user = User.get_or_none(User.id == user_id)
-        if user is None or not self.catalog.revoke(site_or_404(slug), user, actor_of(req)):
-            raise falcon.HTTPNotFound(title="No such grant",
-                                      description="this user has no grant on this site")
+        self.catalog.revoke(site_or_404(slug), user_id, actor_of(req))
         resp.status = falcon.HTTP_204

@@ -9,8 +9,9 @@ from control_api.auth.stepup import StepUp
 from control_api.auth.token_issuer import TokenIssuer
 from control_api.authz import authenticated, destructive
 from control_api.body import read_json, require_str
+from control_api.errors import InvalidInput, NotFound
 from control_api.models import ApiToken
-from control_api.resources.common import actor_of, invalid, iso
+from control_api.resources.common import actor_of, iso
 
 
 def token_json(token: ApiToken, credentials: CredentialService) -> dict:
@@ -26,7 +27,7 @@ class Tokens:
     @authenticated
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         user = req.context.principal.user
-        tokens = ApiToken.select().where(ApiToken.user == user).order_by(ApiToken.id)
+        tokens = self.issuer.credentials.tokens_of(user)
         resp.media = {"tokens": [token_json(t, self.issuer.credentials) for t in tokens]}
 
     @authenticated
@@ -36,7 +37,7 @@ class Tokens:
         name = require_str(data, "name", 100)
         days = data.get("expires_days")
         if days is not None and (not isinstance(days, int) or isinstance(days, bool)):
-            raise invalid("'expires_days' must be an integer")
+            raise InvalidInput("'expires_days' must be an integer")
         value, token = self.issuer.mint(req.context.principal, name, days, actor_of(req))
         resp.status = falcon.HTTP_201
         resp.media = {"token": token_json(token, self.issuer.credentials), "value": value}
@@ -51,6 +52,5 @@ class Token:
     def on_delete(self, req: falcon.Request, resp: falcon.Response, token_id: int) -> None:
         principal = req.context.principal
         if not self.credentials.revoke_token(token_id, actor_of(req), owner=principal.user):
-            raise falcon.HTTPNotFound(title="No such token",
-                                      description="you have no active token with this id")
+            raise NotFound("you have no active token with this id", title="No such token")
         resp.status = falcon.HTTP_204

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from control_api.errors import InvalidInput
 from control_api.sites import patterns
-from control_api.sites.validate import InvalidInput
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,10 +24,14 @@ class Var:
 
 @dataclasses.dataclass(frozen=True)
 class Playbook:
+    """A playbook the API may launch, and what it needs from the worker."""
+
     name: str
     target: str  # "site": runs against a site's hosts; "hosts": against listed hosts
     vars: dict[str, Var]
     description: str
+    needs_content: bool = False  # the site's content directory must exist on the worker
+    makes_release: bool = False  # the run gets a new release id (site_release_id)
 
     @property
     def file(self) -> str:
@@ -54,7 +58,8 @@ PLAYBOOKS: dict[str, Playbook] = {
         Playbook("deploy_site", "site",
                  {"keep_releases": Var("site_deploy_keep_releases", _int_between(2, 50),
                                        "how many releases to keep on each host (2-50)")},
-                 "Ship the site's content to its hosts and switch to it atomically."),
+                 "Ship the site's content to its hosts and switch to it atomically.",
+                 needs_content=True, makes_release=True),
         Playbook("rollback_site", "site",
                  {"release_id": Var("site_release_id", _release_id,
                                     "the kept release to return to (default: the previous one)")},

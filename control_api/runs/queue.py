@@ -21,17 +21,23 @@ import peewee
 from control_api.audit.log import Actor, AuditLog
 from control_api.clock import SystemClock
 from control_api.db import dialect
+from control_api.errors import ApiError, Conflict
 from control_api.models import Run, RunEvent, SlugLock, User
 
 TERMINAL = ("successful", "failed", "canceled", "timeout", "lost", "error")
 
 
-class RunConflict(Exception):
-    """The run is not in a state that allows this; str() says why."""
+class RunConflict(Conflict):
+    """The run is not in a state that allows this; the description says why."""
+
+    title = "Run finished"
 
 
-class IdempotencyMismatch(Exception):
+class IdempotencyMismatch(ApiError):
     """An Idempotency-Key was reused for a different request."""
+
+    status = 422
+    title = "Idempotency-Key reused"
 
 
 @dataclasses.dataclass(frozen=True)

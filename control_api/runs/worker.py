@@ -19,15 +19,13 @@ import time
 from pathlib import Path
 
 from control_api.audit.log import Actor
+from control_api.errors import InvalidInput
 from control_api.models import Host, Run, Site
-from control_api.runs import sshagent
+from control_api.runs import playbooks, sshagent, targets
 from control_api.runs.adapter import AnsibleRunnerAdapter, Outcome, PlaybookJob
-from control_api.runs.playbooks import PLAYBOOKS
-from control_api.runs.playbooks import extra_vars as extra_vars_for
 from control_api.runs.queue import RunQueue
 from control_api.sites import validate
-from control_api.sites.catalog import SiteCatalog, site_hosts
-from control_api.sites.validate import InvalidInput
+from control_api.sites.catalog import SiteCatalog, hosts_by_ids, site_hosts
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +127,15 @@ class Worker:
             self.queue.db.close()  # this thread's connection goes back to the pool
 
     def _execute(self, run: Run, lost: threading.Event) -> Outcome:
-        playbook = PLAYBOOKS[run.playbook]
-        hosts, extra_vars = self._targets(run)
-        keys = {h.ssh_key_fingerprint: self.catalog.private_key(h) for h in hosts if h.connection == "ssh"}
+        playbook = _check_stored(f"run {run.id}", playbooks.resolve, run.playbook)
+        hosts, extra_vars = self._targets(run, playbook)
+        keys = {h.ssh_key_fingerprint: self.catalog.private_key(h) for h, _ in hosts if h.connection == "ssh"}
         run_dir = self.config.data_dir / "runs" / str(run.id)
         with sshagent.agents(keys, lifetime=self.config.timeout + 60) as sockets:
+            known_hosts = self.config.data_dir / "known_hosts"
+            inventory = targets.inventory(hosts, sockets, known_hosts, sys.executable)
             job = PlaybookJob(run_dir=run_dir, project_dir=self.config.project_dir, playbook=playbook.file,
-                              inventory=self._inventory(hosts, sockets), extra_vars=extra_vars,
+                              inventory=inventory, extra_vars=extra_vars,
                               env=dict(self.config.role_env), timeout=self.config.timeout)
             return self.adapter.run(job, lambda event: self.queue.append_events(run.id, [event]),
                                     self._cancel_check(run.id, lost))
@@ -152,61 +152,31 @@ class Worker:
 
         return should_cancel
 
-    def _targets(self, run: Run) -> tuple[list[Host], dict]:
+    def _targets(self, run: Run, playbook: playbooks.Playbook) -> tuple[list[tuple[Host, dict]], dict]:
+        """The run's hosts with their checked variables, and its extra variables: every
+        stored value checked again, as the API checked it, before Ansible sees it."""
         # Stored in the API's names; checked again and mapped to the playbook's own.
-        _check_stored(f"run {run.id}", lambda: PLAYBOOKS[run.playbook])
-        extra_vars = _check_stored(f"run {run.id}", lambda: extra_vars_for(PLAYBOOKS[run.playbook],
-                                                                           json.loads(run.extra_vars_json)))
-        target = json.loads(run.target_json)
+        extra_vars = _check_stored(f"run {run.id}", playbooks.extra_vars, playbook,
+                                   json.loads(run.extra_vars_json))
         site = None
-        if "site" in target:
+        if playbook.target == "site":
             site = Site.get_or_none(Site.id == run.site_id)
             if site is None:
-                raise RunSetupError(f"site '{target['site']}' no longer exists")
+                raise RunSetupError(f"site '{json.loads(run.target_json).get('site')}' no longer exists")
             _check_stored(f"site {site.id}", lambda: (validate.slug(site.slug), validate.domain(site.domain)))
             hosts = site_hosts(site)
         else:
-            hosts = list(Host.select().where(Host.id.in_(target["hosts"])).order_by(Host.id))
+            hosts = hosts_by_ids(json.loads(run.target_json)["hosts"])
         if not hosts:
             raise RunSetupError("the run has no hosts to act on")
-        for host in hosts:
-            _check_stored(f"host {host.id}", self._check_host, host)
+        checked = [(h, _check_stored(f"host {h.id}", validate.stored_host, h, self.catalog.development))
+                   for h in hosts]
         if site is not None:
             source = self.config.site_sources_dir / site.slug
-            if run.playbook == "deploy_site" and not source.is_dir():
+            if playbook.needs_content and not source.is_dir():
                 raise RunSetupError(f"the site's content directory {source} does not exist")
-            started = run.started_at.strftime("%Y%m%dT%H%M%SZ")
-            extra_vars.update(site_slug=site.slug, site_domain=site.domain, site_source_dir=str(source))
-            if run.playbook == "deploy_site":
-                extra_vars["site_release_id"] = f"r{run.id}-{started}"
-        return hosts, extra_vars
-
-    def _check_host(self, host: Host) -> None:
-        """The API's checks again, on what the store holds now: whoever can write the
-        store must not be able to hand Ansible anything the API would have refused."""
-        validate.host_name(host.name)
-        validate.connection(host.connection, self.catalog.development)
-        validate.address(host.address)
-        validate.port(host.port)
-        validate.ssh_user(host.ssh_user)
-        validate.host_vars(json.loads(host.vars_json))
-
-    def _inventory(self, hosts: list[Host], sockets: dict[str, str]) -> dict:
-        known_hosts = self.config.data_dir / "known_hosts"
-        entries = {}
-        for host in hosts:
-            variables = json.loads(host.vars_json)
-            if host.connection == "local":
-                variables.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
-            else:
-                # First contact records the host key; a changed key afterwards is refused.
-                variables.update(
-                    ansible_host=host.address, ansible_port=host.port, ansible_user=host.ssh_user,
-                    ansible_ssh_common_args=(f"-o IdentityAgent={sockets[host.ssh_key_fingerprint]} "
-                                             f"-o UserKnownHostsFile={known_hosts} "
-                                             "-o StrictHostKeyChecking=accept-new"))
-            entries[host.name] = variables
-        return {"all": {"hosts": entries}}
+            extra_vars.update(targets.site_vars(playbook, site, source, run.id, run.started_at))
+        return checked, extra_vars
 
 
 def _check_stored(what: str, check, *args):

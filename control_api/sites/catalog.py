@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 
+from control_api import authz
 from control_api.audit.log import Actor, AuditLog
 from control_api.clock import SystemClock
 from control_api.crypto import Aad
+from control_api.errors import Conflict, InvalidInput, NotFound
 from control_api.masterkey import MasterKeys
 from control_api.models import Host, Run, Site, SiteGrant, SiteHost, User
 from control_api.sites import validate
-from control_api.sites.validate import InvalidInput
 
 ACTIVE = ("queued", "running")
-
-
-class Conflict(Exception):
-    """The change clashes with what exists; str() says how."""
 
 
 def _key_aad(host_id: int) -> Aad:
@@ -56,12 +53,11 @@ class SiteCatalog:
             self.audit.record(actor, "site.host_attach", f"site:{site.slug}", {"host": host.name})
         return True
 
-    def detach(self, site: Site, host: Host, actor: Actor) -> bool:
+    def detach(self, site: Site, host: Host, actor: Actor) -> None:
         with self.audit.mutation():
-            gone = SiteHost.delete().where(SiteHost.site == site, SiteHost.host == host).execute()
-            if gone:
-                self.audit.record(actor, "site.host_detach", f"site:{site.slug}", {"host": host.name})
-        return bool(gone)
+            if not SiteHost.delete().where(SiteHost.site == site, SiteHost.host == host).execute():
+                raise NotFound("this host does not serve this site", title="Not attached")
+            self.audit.record(actor, "site.host_detach", f"site:{site.slug}", {"host": host.name})
 
     def grant(self, site: Site, user: User, actor: Actor) -> bool:
         with self.audit.mutation():
@@ -71,12 +67,12 @@ class SiteCatalog:
             self.audit.record(actor, "site.grant", f"site:{site.slug}", {"user": user.id})
         return True
 
-    def revoke(self, site: Site, user: User, actor: Actor) -> bool:
+    def revoke(self, site: Site, user_id: int, actor: Actor) -> None:
+        """One answer whether the user or only the grant is missing: no such grant."""
         with self.audit.mutation():
-            gone = SiteGrant.delete().where(SiteGrant.site == site, SiteGrant.user == user).execute()
-            if gone:
-                self.audit.record(actor, "site.revoke", f"site:{site.slug}", {"user": user.id})
-        return bool(gone)
+            if not SiteGrant.delete().where(SiteGrant.site == site, SiteGrant.user == user_id).execute():
+                raise NotFound("this user has no grant on this site", title="No such grant")
+            self.audit.record(actor, "site.revoke", f"site:{site.slug}", {"user": user_id})
 
     # -- hosts --------------------------------------------------------------------------
 
@@ -124,17 +120,36 @@ def site_hosts(site: Site) -> list[Host]:
     return list(Host.select().join(SiteHost).where(SiteHost.site == site).order_by(Host.id))
 
 
-def may_use_site(user: User, site: Site) -> bool:
-    if user.role == "superadmin":
-        return True
-    return SiteGrant.select().where(SiteGrant.site == site, SiteGrant.user == user).exists()
+def hosts_by_ids(ids: list[int]) -> list[Host]:
+    return list(Host.select().where(Host.id.in_(ids)).order_by(Host.id))
 
 
-def find_site(slug: str) -> Site | None:
-    return Site.get_or_none(Site.slug == slug)
+def sites_for(user: User) -> list[Site]:
+    return list(authz.visible_sites(user).order_by(Site.slug))
 
 
-def find_host(host_id: int) -> Host | None:
-    return Host.get_or_none(Host.id == host_id)
+def all_hosts() -> list[Host]:
+    return list(Host.select().order_by(Host.id))
 
 
+def site_or_404(slug: str, user: User | None = None) -> Site:
+    """The site, for `user` when given: an admin without a grant learns nothing, not
+    even that the site exists."""
+    site = Site.get_or_none(Site.slug == slug)
+    if site is None or (user is not None and not authz.may_use_site(user, site)):
+        raise NotFound(f"there is no site '{slug}' you may see", title="No such site")
+    return site
+
+
+def host_or_404(host_id: int) -> Host:
+    host = Host.get_or_none(Host.id == host_id)
+    if host is None:
+        raise NotFound(f"there is no host {host_id}", title="No such host")
+    return host
+
+
+def user_or_404(user_id: int) -> User:
+    user = User.get_or_none(User.id == user_id)
+    if user is None:
+        raise NotFound(f"there is no user {user_id}", title="No such user")
+    return user

@@ -10,9 +10,9 @@ import falcon.testing
 import peewee
 import pytest
 
-from control_api.app import build_credentials
 from control_api.authz import public
 from control_api.models import ApiToken, AuditEvent, AuditQueue, Session
+from control_api.wiring import build_credentials
 from tests.conftest import ACTOR, PASSWORD
 
 JSON = {"Content-Type": "application/json"}

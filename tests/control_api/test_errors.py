@@ -7,10 +7,11 @@ import logging
 import falcon.testing
 import pytest
 
-from control_api.app import build_deps, create_app
+from control_api.app import create_app
 from control_api.authz import public
 from control_api.db import open_database
 from control_api.settings import load_settings
+from control_api.wiring import build_deps
 
 JSON = {"Content-Type": "application/json"}
 

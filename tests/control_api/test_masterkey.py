@@ -19,7 +19,7 @@ from tests.peers.postgres import free_port
 
 
 def keys_for(env, db, clock, **overrides) -> MasterKeys:
-    from control_api.app import build_audit_log
+    from control_api.wiring import build_audit_log
 
     settings = load_settings({**env, **overrides})
     audit: AuditLog = build_audit_log(settings, db, clock)

@@ -44,8 +44,9 @@ def test_cli_upgrade_and_status(env):
 def test_readyz_reports_pending_migrations(database_url, tmp_path, fast_hasher, clock):
     import falcon.testing
 
-    from control_api.app import build_deps, create_app
+    from control_api.app import create_app
     from control_api.settings import load_settings
+    from control_api.wiring import build_deps
 
     settings = load_settings({"FF_ENV": "dev", "FF_DATABASE_URL": database_url})
     db = open_database(database_url)

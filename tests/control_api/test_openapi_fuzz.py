@@ -23,7 +23,7 @@ import schemathesis
 from schemathesis.engine import events, from_schema
 from schemathesis.transport.wsgi import WSGITransport
 
-from control_api.app import build_credentials
+from control_api.wiring import build_credentials
 from tests.conftest import ACTOR
 
 SEED = 20261201

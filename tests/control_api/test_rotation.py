@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from control_api.app import build_audit_log
 from control_api.audit.verify import Verifier, rows_from_store
 from control_api.crypto import Aad, CryptoError, Keyring, key_id_of
 from control_api.db import dialect
 from control_api.masterkey import MasterKeyError, MasterKeys
 from control_api.models import AuditEvent, MasterKey
 from control_api.settings import load_settings
+from control_api.wiring import build_audit_log
 from keyproviders import ProviderContext, resolve
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
-from control_api.app import build_audit_log, build_credentials
 from control_api.audit.chain import Witness
 from control_api.audit.checkpoints import read_checkpoints
 from control_api.audit.log import AuditUnavailable
 from control_api.db import dialect
 from control_api.models import ApiToken, AuditEvent, AuditQueue, User
+from control_api.wiring import build_audit_log, build_credentials
 from tests.conftest import ACTOR, PASSWORD
 from tests.control_api.audit.helpers import fill, sql, verify_store
 

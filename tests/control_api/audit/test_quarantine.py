@@ -9,11 +9,11 @@ import peewee
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from control_api.app import build_audit_log
 from control_api.audit.chain import Witness, canonical_json
 from control_api.audit.quarantine import ALERT_ACTION, SEALER_ACTOR_ID, Queued, judge
 from control_api.db import dialect
 from control_api.models import AuditEvent
+from control_api.wiring import build_audit_log
 from tests.control_api.audit.helpers import ACTOR, drop_guards, fill, sql, verify_store
 
 

@@ -14,10 +14,11 @@ import falcon.testing
 import psycopg2
 import pytest
 
-from control_api.app import build_credentials, build_deps, build_users, create_app
+from control_api.app import create_app
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.token_issuer import TokenIssuer
 from control_api.models import ApiToken, LoginChallenge, Session, User
+from control_api.wiring import build_credentials, build_deps, build_users
 from tests.conftest import ACTOR, PASSWORD
 from tests.control_api.auth.test_second_factor import cookie_of, enrol, login, make_client, now_code, second
 from tests.control_api.auth.test_token_issuer import SEALED, bearer, mint, totp_session

@@ -12,10 +12,11 @@ import sys
 import falcon.testing
 import pytest
 
-from control_api.app import build_deps, create_app
+from control_api.app import create_app
 from control_api.auth.totp import code_at
 from control_api.models import AuditEvent
 from control_api.settings import load_settings
+from control_api.wiring import build_deps
 from tests.conftest import PASSWORD
 from tests.peers.smtp import SmtpServer
 
@@ -351,7 +352,7 @@ def test_seeds_are_stored_encrypted_and_bound_to_their_user(client, clock, enrol
 
 
 def test_api_tokens_cannot_step_up(client, deps, admin):
-    from control_api.app import build_credentials
+    from control_api.wiring import build_credentials
     from tests.conftest import ACTOR
 
     value, _ = build_credentials(deps).create_token(admin, "bot", None, ACTOR)

@@ -13,12 +13,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from control_api.app import build_deps, build_users
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.totp import STEP_SECONDS, TotpService, code_at
 from control_api.clock import SystemClock, unix_seconds
 from control_api.db import open_database
 from control_api.settings import load_settings
+from control_api.wiring import build_deps, build_users
 from tests.conftest import ACTOR, PASSWORD
 from tests.peers.server import WecoServer, worker_pids
 

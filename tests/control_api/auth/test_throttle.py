@@ -7,11 +7,12 @@ import json
 import falcon.testing
 import pytest
 
-from control_api.app import build_deps, create_app
+from control_api.app import create_app
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.totp import TotpService
 from control_api.models import AuditEvent, User
 from control_api.settings import load_settings
+from control_api.wiring import build_deps
 from tests.conftest import ACTOR, PASSWORD
 from tests.control_api.auth.test_second_factor import now_code, second
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from control_api.app import build_credentials
 from control_api.models import ApiToken, AuditEvent
+from control_api.wiring import build_credentials
 from tests.conftest import ACTOR, PASSWORD, run_weco
 from tests.control_api.auth.test_second_factor import cookie_of, enrol, login, make_client, now_code, second
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from control_api.app import build_credentials
+from control_api.wiring import build_credentials
 from tests.conftest import ACTOR
 
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from control_api.app import build_credentials
 from control_api.models import AuditEvent
+from control_api.wiring import build_credentials
 from tests.conftest import ACTOR, PASSWORD
 
 

@@ -7,10 +7,11 @@ import datetime as dt
 import falcon.testing
 import pytest
 
-from control_api.app import build_credentials, build_deps, create_app
+from control_api.app import create_app
 from control_api.audit.keys import write_witness_pair
 from control_api.models import Session, User
 from control_api.settings import load_settings
+from control_api.wiring import build_credentials, build_deps
 from tests.conftest import ACTOR, PASSWORD
 
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from control_api.app import build_queue
 from control_api.models import AuditEvent, AuditQueue, Run, Site
+from control_api.wiring import build_queue
 
 
 @pytest.fixture

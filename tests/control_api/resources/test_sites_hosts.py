@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from control_api.app import build_catalog
 from control_api.crypto import Aad
 from control_api.models import AuditEvent, Host, Site
+from control_api.wiring import build_catalog
 from tests.conftest import ACTOR
 from tests.control_api.sites.keys import key_body, openssh_key
 

@@ -8,9 +8,9 @@ import threading
 import peewee
 import pytest
 
-from control_api.app import build_queue
 from control_api.models import Run, Site, SlugLock
 from control_api.runs.queue import IdempotencyMismatch, RunConflict, RunRequest
+from control_api.wiring import build_queue
 from tests.conftest import ACTOR
 
 

@@ -14,13 +14,13 @@ import json
 
 import pytest
 
-from control_api.app import build_catalog, build_queue, build_worker
 from control_api.models import Host, Run, RunEvent, Site, SiteHost
 from control_api.runs.adapter import AnsibleRunnerAdapter, PlaybookJob
 from control_api.runs.playbooks import PLAYBOOKS, extra_vars
 from control_api.runs.queue import RunRequest
 from control_api.sites import validate
 from control_api.sites.validate import InvalidInput
+from control_api.wiring import build_catalog, build_queue, build_worker
 from tests.conftest import ACTOR
 from tests.control_api.sites.keys import openssh_key
 

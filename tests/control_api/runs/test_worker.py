@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from control_api.app import build_catalog, build_queue, build_worker
 from control_api.clock import SystemClock
 from control_api.models import Run, RunEvent, Site, SlugLock
 from control_api.runs.queue import RunQueue, RunRequest
+from control_api.wiring import build_catalog, build_queue, build_worker
 from tests.conftest import ACTOR
 
 SLOW_PROJECT = pathlib.Path(__file__).parent / "slow_project"

@@ -1,0 +1,46 @@
+"""What a run acts on, as plain data: the site's variables and the inventory.
+
+Pure functions of rows the worker has already loaded and re-checked: no store, no
+clock, no environment, so tests can call them directly. Every value here still
+passes through runs/inputs.py, which marks each string unsafe for Jinja.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from control_api.models import Host, Site
+from control_api.runs.playbooks import Playbook
+
+
+def release_id(run_id: int, started_at: dt.datetime) -> str:
+    return f"r{run_id}-{started_at.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def site_vars(playbook: Playbook, site: Site, source: Path, run_id: int, started_at: dt.datetime) -> dict:
+    """The variables every site playbook reads, plus a new release id where the playbook makes one."""
+    variables = {"site_slug": site.slug, "site_domain": site.domain, "site_source_dir": str(source)}
+    if playbook.makes_release:
+        variables["site_release_id"] = release_id(run_id, started_at)
+    return variables
+
+
+def inventory(hosts: list[tuple[Host, dict]], agent_sockets: dict[str, str], known_hosts: Path,
+              python: str) -> dict:
+    """Ansible's inventory for (host, its checked variables) pairs. SSH hosts reach their
+    key through the run's own ssh-agent; a host key is recorded on first contact and a
+    changed one is refused afterwards."""
+    entries = {}
+    for host, host_vars in hosts:
+        variables = dict(host_vars)
+        if host.connection == "local":
+            variables.update(ansible_connection="local", ansible_python_interpreter=python)
+        else:
+            variables.update(
+                ansible_host=host.address, ansible_port=host.port, ansible_user=host.ssh_user,
+                ansible_ssh_common_args=(f"-o IdentityAgent={agent_sockets[host.ssh_key_fingerprint]} "
+                                         f"-o UserKnownHostsFile={known_hosts} "
+                                         "-o StrictHostKeyChecking=accept-new"))
+        entries[host.name] = variables
+    return {"all": {"hosts": entries}}

@@ -1,0 +1,164 @@
+"""Wiring: every service built from its collaborators, in one place, for the HTTP app,
+the CLI and the workers alike. Nothing here reads the environment; settings arrive
+already parsed."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import peewee
+
+from control_api.audit import keys
+from control_api.audit.log import AuditLog
+from control_api.auth.account import AccountService
+from control_api.auth.credentials import CredentialService
+from control_api.auth.guard import CredentialGuard
+from control_api.auth.login import LoginService
+from control_api.auth.mailer import SmtpMailer
+from control_api.auth.passwords import PasswordHasher
+from control_api.auth.refusals import RefusalLog
+from control_api.auth.sealed import SealedMode, SealedPolicy
+from control_api.auth.second_factor import SecondFactors
+from control_api.auth.stepup import StepUp
+from control_api.auth.throttle import LoginThrottle
+from control_api.auth.token_issuer import TokenIssuer
+from control_api.auth.totp import TotpService
+from control_api.auth.users import UserService
+from control_api.clock import SecretTokens, SystemClock
+from control_api.masterkey import MasterKeys
+from control_api.runs.adapter import AnsibleRunnerAdapter
+from control_api.runs.queue import RunQueue
+from control_api.runs.worker import Worker, WorkerConfig
+from control_api.settings import Settings
+from control_api.sites.catalog import SiteCatalog
+
+
+@dataclasses.dataclass
+class Deps:
+    settings: Settings
+    db: peewee.Database
+    audit: AuditLog
+    keys: MasterKeys
+    clock: SystemClock = dataclasses.field(default_factory=SystemClock)
+    tokens: SecretTokens = dataclasses.field(default_factory=SecretTokens)
+    hasher: PasswordHasher | None = None
+
+
+def build_audit_log(
+    settings: Settings, db: peewee.Database, clock: SystemClock, seal_after_commit: bool = True
+) -> AuditLog:
+    """The audit log with its keys; raises SettingsError when production lacks one and
+    AuditKeyError when one is missing or unsafe.
+    A server passes seal_after_commit=False and runs a background sealer instead."""
+    return AuditLog(
+        db,
+        clock,
+        keys.load_chain_key(settings),
+        keys.load_witness(settings),
+        keys.checkpoint_file(settings),
+        settings.audit_checkpoint_every,
+        seal_after_commit=seal_after_commit,
+    )
+
+
+def build_deps(settings: Settings, db: peewee.Database, seal_after_commit: bool = True,
+               **overrides) -> Deps:
+    clock = overrides.pop("clock", None) or SystemClock()
+    audit = build_audit_log(settings, db, clock, seal_after_commit)
+    return Deps(settings, db, audit, MasterKeys(settings, db, audit, clock), clock, **overrides)
+
+
+def build_credentials(deps: Deps) -> CredentialService:
+    return CredentialService(
+        deps.audit,
+        deps.clock,
+        deps.tokens,
+        idle=dt.timedelta(minutes=deps.settings.session_idle_minutes),
+        lifetime=dt.timedelta(hours=deps.settings.session_max_hours),
+        token_lifetime=dt.timedelta(days=deps.settings.token_max_days),
+        sealed=build_sealed(deps),
+    )
+
+
+def build_sealed(deps: Deps) -> SealedMode:
+    settings = deps.settings
+    grace = dt.timedelta(days=settings.sealed_mode_grace_days)
+    return SealedMode(SealedPolicy(settings.sealed_mode, grace), deps.clock)
+
+
+def build_guard(deps: Deps) -> CredentialGuard:
+    return CredentialGuard(LoginThrottle(deps.db, deps.clock), RefusalLog(deps.db, deps.audit, deps.clock),
+                           deps.audit)
+
+
+def build_users(deps: Deps) -> UserService:
+    return UserService(deps.audit, deps.hasher or PasswordHasher(), deps.clock)
+
+
+def build_second_factors(deps: Deps, totp: TotpService) -> SecondFactors:
+    settings = deps.settings
+    mailer = (SmtpMailer(settings.smtp_url, settings.smtp_from, ca_file=settings.smtp_ca_file or None)
+              if settings.smtp_url else None)
+    return SecondFactors(totp, mailer, deps.clock, deps.tokens, settings.totp_only)
+
+
+def build_logins(deps: Deps, credentials: CredentialService, second: SecondFactors,
+                 guard: CredentialGuard) -> LoginService:
+    return LoginService(build_users(deps), credentials, deps.audit, guard, second, build_sealed(deps))
+
+
+def build_catalog(deps: Deps) -> SiteCatalog:
+    return SiteCatalog(deps.audit, deps.keys, deps.clock, development=deps.settings.is_dev)
+
+
+def build_queue(deps: Deps) -> RunQueue:
+    return RunQueue(deps.db, deps.audit, deps.clock, dt.timedelta(seconds=deps.settings.run_lease_seconds))
+
+
+@dataclasses.dataclass(frozen=True)
+class Services:
+    """What the HTTP resources call; built once per app."""
+    credentials: CredentialService
+    logins: LoginService
+    step_up: StepUp
+    accounts: AccountService
+    issuer: TokenIssuer
+    catalog: SiteCatalog
+    queue: RunQueue
+
+
+def build_services(deps: Deps) -> Services:
+    settings = deps.settings
+    credentials = build_credentials(deps)
+    totp = TotpService(deps.keys)
+    second, guard = build_second_factors(deps, totp), build_guard(deps)
+    step_up = StepUp(settings.require_step_up, totp, guard, deps.audit, deps.clock, deps.tokens)
+    accounts = AccountService(deps.audit, deps.hasher or PasswordHasher(), credentials, totp, guard,
+                              deps.clock, settings.totp_only, settings.sealed_mode)
+    return Services(
+        credentials=credentials,
+        logins=build_logins(deps, credentials, second, guard),
+        step_up=step_up,
+        accounts=accounts,
+        issuer=TokenIssuer(credentials, second, build_sealed(deps)),
+        catalog=build_catalog(deps),
+        queue=build_queue(deps),
+    )
+
+
+def role_env(settings: Settings) -> dict[str, str]:
+    """The settings the roles read (as FF_* variables), from the worker's own settings."""
+    return {"FF_ENV": settings.env, "FF_ALLOW_UNENCRYPTED": "1" if settings.allow_unencrypted else "0",
+            "FF_DISK_ENCRYPTION": settings.disk_encryption, "FF_ACME_SERVER": settings.acme_server}
+
+
+def build_worker(deps: Deps, name: str | None = None) -> Worker:
+    settings = deps.settings
+    config = WorkerConfig(data_dir=settings.data_dir.resolve(), project_dir=settings.project_dir,
+                          site_sources_dir=settings.sources_dir.resolve(),
+                          timeout=settings.run_timeout_seconds,
+                          heartbeat_seconds=settings.run_lease_seconds / 3,
+                          sweep_seconds=min(5.0, settings.run_lease_seconds / 3),
+                          role_env=role_env(settings))
+    return Worker(build_queue(deps), build_catalog(deps), AnsibleRunnerAdapter(), config, name)
