@@ -10,6 +10,7 @@ pinned. The first problem is the one-line answer.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -25,6 +26,8 @@ FORMAT = "weco-evidence/1"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MAX_MEMBERS = 64
 _READ = 1 << 20
+# gzip magic, deflate, no flags, mtime 0, maximum compression, OS unknown (RFC 1952).
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
 
 
 def _sha256(handle) -> str:
@@ -60,7 +63,8 @@ def write_pack(out: Path, files: dict[str, Path], signer: PackSigner) -> str:
     sums = "".join(sorted(lines, key=lambda line: line.split("  ", 1)[1])).encode("ascii")
     signature = json.dumps({"format": FORMAT, "key_id": signer.key_id, "signature": signer.sign(sums)},
                            sort_keys=True).encode() + b"\n"
-    with out.open("xb") as raw, tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+    with out.open("xb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped, \
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
         _add(archive, SUMS, sums)
         _add(archive, SIGNATURE, signature)
         _add(archive, PUBLIC_KEY, pub)
@@ -83,8 +87,24 @@ def _parse_sums(sums: bytes) -> dict[str, str]:
     return listed
 
 
+def _check_gzip(path: Path) -> None:
+    """Every byte of the file is covered: the gzip header must be the one write_pack
+    writes (its mtime and flags are outside the CRC), and the whole stream is read to its
+    end, so the CRC and length in the trailer are checked (tarfile stops before them)."""
+    try:
+        with path.open("rb") as raw:
+            if raw.read(len(GZIP_HEADER)) != GZIP_HEADER:
+                raise EvidenceError(f"{path} does not start with an evidence pack's gzip header")
+        with gzip.open(path, "rb") as stream:
+            while stream.read(_READ):
+                pass
+    except (gzip.BadGzipFile, zlib.error, EOFError, OSError) as exc:
+        raise EvidenceError(f"{path} is not a readable evidence pack: {exc}") from None
+
+
 def verify_pack(path: Path, public) -> list[str]:
     """The names of the pack's files, once every check held; EvidenceError otherwise."""
+    _check_gzip(path)
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             members = archive.getmembers()
