@@ -32,10 +32,9 @@ def pytest_runtest_logreport(report):
 def _full_run(config) -> bool:
     if config.getoption("controls_gate"):
         return True
-    narrowed = (config.getoption("keyword") or config.getoption("markexpr") or config.getoption("deselect")
-                or config.getoption("lf") or config.getoption("last_failed_no_failures", "all") != "all"
-                or config.getoption("exitfirst"))
-    return config.args_source == pytest.Config.ArgsSource.TESTPATHS and not narrowed
+    narrowed = any(config.getoption(name, None) for name in ("keyword", "markexpr", "deselect", "lf"))
+    stops_early = (config.getoption("maxfail", 0) or 0) > 0
+    return config.args_source == pytest.Config.ArgsSource.TESTPATHS and not narrowed and not stops_early
 
 
 @pytest.hookimpl(trylast=True)

@@ -129,12 +129,14 @@ CONTROLS: tuple[Control, ...] = (
             ("tests/control_api/test_masterkey.py::test_local_forbid_refuses_the_default",
              "tests/control_api/test_masterkey.py::test_vault_provider_end_to_end_and_a_clear_start_up_error_when_down",
              "tests/control_api/test_rotation.py::test_rotation_killed_half_way_then_resumed")),
-    Control("2.3", "Audit chain HMAC + Ed25519 witness", "Partial",
-            "Missing: the off-system witness (FF_AUDIT_SIEM_URL forwarding). The HMAC chain and the Ed25519 "
-            "witness, kept apart from FF_AUDIT_SECRET, are built and verified by `weco audit verify`.",
-            ("FF_AUDIT_SECRET", "FF_AUDIT_WITNESS_KEY"),
-            ("control_api/audit/chain.py", "control_api/audit/verify.py"),
-            ("tests/control_api/audit/test_tamper.py::test_rewritten_chain_without_the_witness_key",)),
+    Control("2.3", "Audit chain HMAC + Ed25519 witness", "Shipped",
+            "Every row HMAC-chained under FF_AUDIT_SECRET and signed by a witness kept apart from it; "
+            "`weco audit verify`; the sealed chain forwarded off the machine (FF_AUDIT_SIEM_URL).",
+            ("FF_AUDIT_SECRET", "FF_AUDIT_WITNESS_KEY", "FF_AUDIT_SIEM_URL"),
+            ("control_api/audit/chain.py", "control_api/audit/verify.py", "control_api/siem/forwarder.py"),
+            ("tests/control_api/audit/test_tamper.py::test_rewritten_chain_without_the_witness_key",
+             "tests/control_api/siem/test_forwarder.py::test_every_row_reaches_rsyslog_over_tls_and_checks_out",
+             "tests/control_api/siem/test_outage.py::test_outage_and_sigkill_lose_nothing")),
     Control("2.3", "Backup encryption with separate KEK", "Shipped",
             "`weco backup create`: AES-256-GCM chunks under a scrypt key from FF_BACKUP_PASSPHRASE_FILE; a "
             "passphrase equal to the master or audit secret is refused; `weco backup drill` proves restores.",
@@ -184,7 +186,13 @@ CONTROLS: tuple[Control, ...] = (
             ("tests/control_api/test_cli_audit.py::test_export_verifies_offline_and_catches_an_edited_line",
              "tests/control_api/audit/test_tamper.py::test_deleted_row",
              "tests/control_api/audit/test_tamper.py::test_edited_event")),
-    Control("2.5", "Anomaly detection rules", "Planned", "Missing: no anomaly rules and no SIEM forwarding."),
+    Control("2.5", "Anomaly detection rules", "Shipped",
+            "Failed-login burst (10/60 s), token rotation storm (5/5 min), off-hours deploy; recorded as "
+            "anomaly.* events and forwarded with the chain.",
+            ("FF_BUSINESS_HOURS",), ("control_api/anomaly/rules.py",),
+            ("tests/control_api/anomaly/test_detector.py::test_nine_failed_logins_in_a_minute_are_no_burst_the_tenth_is",
+             "tests/control_api/anomaly/test_detector.py::test_four_token_changes_in_five_minutes_are_no_storm_the_fifth_is",
+             "tests/control_api/anomaly/test_detector.py::test_off_hours_deploy_at_the_edges_of_business_hours_in_another_time_zone")),
     Control("2.5", "Evidence pack (compliance binder export)", "Shipped",
             "`weco evidence pack`: audit-verify report, audit export, SBOM when shipped, redacted settings, "
             "controls, threat model, restore drills, checksums, signed by a key of its own; `weco "
@@ -198,8 +206,10 @@ CONTROLS: tuple[Control, ...] = (
             "included) go to S3 under compliance-mode Object Lock.",
             ("FF_BACKUP_S3_ENDPOINT", "FF_BACKUP_RETENTION_DAYS"), ("control_api/backup/targets.py",),
             (f"{T_BK}/test_s3_object_lock.py::test_a_locked_backup_cannot_be_deleted_before_expiry",)),
-    Control("2.5", "Append-only host-api audit at /var/log/ff-host-audit.jsonl", "Out of scope",
-            "This design has no host-side API to audit."),
+    Control("2.5", "Append-only host-api audit at /var/log/ff-host-audit.jsonl", "Partial",
+            "Missing: a host-side API (this design has none). The site release helper appends each "
+            "prepare, activate, rollback and prune to /var/log/weco-host-audit.jsonl.",
+            (), ("roles/site_deploy/files/weco_site_release.py",), (T_MOL,)),
     # 2.6 Supply chain
     Control("2.6", "Minisign-signed release tarball", "Planned", "Missing: the offline bundle is not "
                                                                  "signed yet."),
