@@ -22,6 +22,8 @@ from tests.peers.moto import CREDENTIALS, MotoServer
 from tests.peers.openbao import OpenBao
 from tests.peers.postgres import PostgresCluster
 
+pytest_plugins = ["tests.controls_gate"]  # the controls registry judged on a full run (CI)
+
 BACKENDS = ("sqlite", "postgresql")
 PASSWORD = "correct horse battery staple"
 
