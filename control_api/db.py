@@ -6,6 +6,7 @@ a URL and initialises the proxy, so one process talks to one store.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +23,35 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10000,
     "synchronous": "full",
 }
+
+
+class PostgresPool(PooledPostgresqlDatabase):
+    """peewee's pool, without a round trip per request. peewee asks every connection it
+    hands out to answer `SELECT 1`, under the pool's lock, so a process checks out one
+    connection per round trip at most: that ping was half of an authenticated read's
+    store time. A connection handed back moments ago, idle and healthy (its status is
+    read at check-in, locally), is handed out again without asking; one idle longer is
+    pinged as before. If the server went away within that window, the request's first
+    statement fails (503, store unavailable) and the broken connection is dropped at
+    check-in, never reused."""
+
+    fresh_seconds = 2.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._returned_at: dict[int, float] = {}
+
+    def _can_reuse(self, conn) -> bool:  # at check-in, under the pool's lock
+        reusable = super()._can_reuse(conn)
+        if reusable:
+            self._returned_at[self.conn_key(conn)] = time.monotonic()
+        return reusable
+
+    def _is_closed(self, conn) -> bool:  # at check-out, under the pool's lock
+        returned = self._returned_at.pop(self.conn_key(conn), None)
+        if returned is not None and not conn.closed and time.monotonic() - returned < self.fresh_seconds:
+            return False
+        return super()._is_closed(conn)
 
 
 def open_database(url: str) -> peewee.Database:
@@ -42,7 +72,7 @@ def open_database(url: str) -> peewee.Database:
             check_same_thread=False,
         )
     elif parts.scheme in ("postgresql", "postgres"):
-        db = PooledPostgresqlDatabase(
+        db = PostgresPool(
             unquote(parts.path.lstrip("/")),
             user=unquote(parts.username or "") or None,
             password=unquote(parts.password or "") or None,

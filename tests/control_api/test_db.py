@@ -1,0 +1,64 @@
+"""The PostgreSQL pool: a connection handed back moments ago is handed out again
+without a liveness round trip; one idle longer is pinged, and a dead one is replaced."""
+
+from __future__ import annotations
+
+import peewee
+import pytest
+from playhouse.pool import PooledPostgresqlDatabase
+
+from control_api.db import PostgresPool
+
+
+@pytest.fixture
+def pings(monkeypatch):
+    """Counts peewee's own liveness check (a `SELECT 1` round trip per call)."""
+    calls = []
+    parent = PooledPostgresqlDatabase._is_closed
+
+    def counted(self, conn):
+        calls.append(conn)
+        return parent(self, conn)
+
+    monkeypatch.setattr(PooledPostgresqlDatabase, "_is_closed", counted)
+    return calls
+
+
+def one_request(db: peewee.Database) -> int:
+    db.connect(reuse_if_open=True)
+    backend = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    db.close()
+    return backend
+
+
+@pytest.mark.postgres_only
+def test_a_connection_just_handed_back_is_reused_without_a_ping(db, pings):
+    assert isinstance(db, PostgresPool)
+    db.close()
+    first = one_request(db)
+    pings.clear()
+    assert [one_request(db) for _ in range(20)] == [first] * 20
+    assert pings == []
+
+
+@pytest.mark.postgres_only
+def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(db, pings, postgres, monkeypatch):
+    db.close()
+    first = one_request(db)
+    postgres.admin_sql(f"SELECT pg_terminate_backend({first})")
+    monkeypatch.setattr(db, "fresh_seconds", 0.0)  # as if it had been idle for a while
+    pings.clear()
+    second = one_request(db)  # the ping finds it dead; a new connection answers
+    assert second != first and len(pings) == 1
+
+
+@pytest.mark.postgres_only
+def test_within_the_window_a_dead_connection_fails_once_and_is_not_reused(db, postgres):
+    db.close()
+    first = one_request(db)
+    postgres.admin_sql(f"SELECT pg_terminate_backend({first})")
+    db.connect()
+    with pytest.raises(peewee.OperationalError):
+        db.execute_sql("SELECT 1")
+    db.close()
+    assert one_request(db) != first  # dropped at check-in, never handed out again
