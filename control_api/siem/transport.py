@@ -41,7 +41,7 @@ from control_api.siem.message import SealedRow, frame, to_hec, to_syslog
 SCHEMES = ("syslog+tls", "syslog+tcp", "https")
 DEFAULT_PORTS = {"syslog+tls": 6514, "syslog+tcp": 514, "https": 443}
 TIMEOUT = 15.0
-SETTLE_MIN = 0.05
+SETTLE_MIN = 0.01
 
 
 class DeliveryError(Exception):
