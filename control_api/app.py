@@ -5,7 +5,20 @@ from __future__ import annotations
 import falcon
 
 from control_api import authz, body, errors, middleware, wiring
-from control_api.resources import account, audit, auth, health, hosts, openapi, runs, sites, tokens, users
+from control_api.resources import (
+    account,
+    approvals,
+    audit,
+    auth,
+    explain,
+    health,
+    hosts,
+    openapi,
+    runs,
+    sites,
+    tokens,
+    users,
+)
 from control_api.wiring import Deps
 
 
@@ -49,6 +62,10 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/api/tokens", tokens.Tokens(svc.issuer, step_up))
     app.add_route("/api/tokens/{token_id:id}", tokens.Token(credentials, step_up))
     app.add_route("/api/audit", audit.Audit())
+    app.add_route("/api/authz/explain", explain.Explain(settings.jit_required))
+    app.add_route("/api/approvals", approvals.ApprovalRequests(svc.approvals))
+    app.add_route("/api/approvals/{approval_id:id}", approvals.ApprovalRequestItem(svc.approvals))
+    app.add_route("/api/approvals/{approval_id:id}/approve", approvals.ApprovalVotes(svc.approvals))
     add_site_routes(app, deps, svc)
 
     check_declared(app)
@@ -58,11 +75,12 @@ def create_app(deps: Deps) -> falcon.App:
 def add_site_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:
     catalog, queue, step_up = svc.catalog, svc.queue, svc.step_up
     app.add_route("/api/sites", sites.Sites(catalog))
-    app.add_route("/api/sites/{slug}", sites.SiteItem(catalog, step_up))
+    app.add_route("/api/sites/{slug}", sites.SiteItem(catalog, step_up, svc.approvals))
     app.add_route("/api/sites/{slug}/hosts/{host_id:id}", sites.SiteHostLink(catalog))
     app.add_route("/api/sites/{slug}/grants/{user_id:id}", sites.SiteGrantLink(catalog))
     app.add_route("/api/hosts", hosts.Hosts(catalog))
-    app.add_route("/api/hosts/{host_id:id}", hosts.HostItem(catalog, step_up))
+    app.add_route("/api/hosts/{host_id:id}", hosts.HostItem(catalog, step_up, svc.approvals))
+    app.add_route("/api/hosts/{host_id:id}/grants/{user_id:id}", hosts.HostGrantLink(catalog))
     app.add_route("/api/runs", runs.Runs(queue))
     app.add_route("/api/runs/{run_id:id}", runs.RunItem())
     app.add_route("/api/runs/{run_id:id}/cancel", runs.RunCancel(queue))
@@ -72,9 +90,13 @@ def add_site_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:
 
 
 def check_declared(app: falcon.App) -> None:
-    """Refuse to serve a route that does not say who may call it."""
+    """Refuse to serve a route that does not say who may call it, or that names a site
+    or a host without the guard that checks the caller's grant on it."""
     missing = authz.undeclared_routes(app)
     if missing:
         raise RuntimeError(f"routes without an access declaration: {', '.join(missing)}")
+    unguarded = authz.unguarded_routes(app)
+    if unguarded:
+        raise RuntimeError(f"routes without a site or host guard: {', '.join(unguarded)}")
 
 

@@ -11,14 +11,17 @@ host) are further levels on this same mechanism.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 from collections.abc import Callable, Iterator
 
 import falcon
 import peewee
 
-from control_api.errors import Forbidden
-from control_api.models import Run, Site, SiteGrant, User
+from control_api.errors import InvalidInput, NotFound
+from control_api.models import Host, HostGrant, Run, Site, SiteGrant, User
+from control_api.resources.common import actor_of
 
 ACCESS_ATTR = "__weco_access__"
 
@@ -84,6 +87,31 @@ def undeclared_routes(app: falcon.App) -> list[str]:
     )
 
 
+def four_eyes(action: str, params_of: Callable[[dict], dict]) -> Callable:
+    """Mark a responder covered by four-eyes approval (FF_JIT_REQUIRED=1). The resource
+    provides `self.approvals` (control_api.approvals.Approvals). The request's approval
+    is admitted first, then consumed in one transaction with what the responder changes,
+    so an action that fails leaves its approval unused. Innermost, under the guards."""
+
+    def decorate(responder: Callable) -> Callable:
+        @functools.wraps(responder)
+        def guarded(resource, req: falcon.Request, resp: falcon.Response, **params) -> None:
+            gate = resource.approvals
+            if not gate.required:
+                return responder(resource, req, resp, **params)
+            actor = actor_of(req)
+            request_id = gate.admit(req.context.principal.user, action, params_of(params),
+                                    req.get_header(gate.header), actor)
+            with gate.audit.mutation():
+                gate.consume(request_id, actor)
+                return responder(resource, req, resp, **params)
+
+        guarded.__weco_four_eyes__ = action
+        return guarded
+
+    return decorate
+
+
 def destructive(scope: str) -> Callable:
     """Mark a responder destructive: with FF_REQUIRE_STEP_UP=1 it needs a step-up token
     for `scope`. The resource provides `self.step_up` (control_api.auth.stepup.StepUp).
@@ -103,15 +131,78 @@ def destructive(scope: str) -> Callable:
 # -- role and grant policy: the one place that says who may see and act on what ----------
 
 
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str  # a stable name an auditor can cite
+    reason: str
+
+
+# action -> (the kind of target it acts on, whether only a superadmin may take it)
+ACTIONS: dict[str, tuple[str, bool]] = {
+    "site.read": ("site", False),
+    "site.run": ("site", False),  # deploy_site, rollback_site
+    "site.manage": ("site", True),  # attach and detach hosts, grant and revoke
+    "site.delete": ("site", True),
+    "host.read": ("host", False),
+    "host.run": ("host", False),  # host playbooks: check_hosts, host_baseline ...
+    "host.manage": ("host", True),  # grant and revoke
+    "host.delete": ("host", True),
+    "host.rotate_credentials": ("host", True),
+    "host.repin_key": ("host", True),
+}
+
+
 def is_superadmin(user: User) -> bool:
     return user.role == "superadmin"
 
 
-def may_use_site(user: User, site: Site) -> bool:
-    """A superadmin may use every site; an admin only the sites granted to them."""
+def active_superadmins() -> peewee.ModelSelect:
+    return User.select().where(User.role == "superadmin", User.disabled_at.is_null())
+
+
+def decide(user: User, action: str, target: Site | Host) -> Decision:
+    """Whether `user` may take `action` on `target`, and by which rule. The guards below
+    call this, and so does /api/authz/explain: what an auditor is told is what runs."""
+    kind, superadmin_only = ACTIONS[action]
+    if user.disabled_at is not None:
+        return Decision(False, "account-disabled", "a disabled account may do nothing")
     if is_superadmin(user):
-        return True
-    return SiteGrant.select().where(SiteGrant.site == site, SiteGrant.user == user).exists()
+        return Decision(True, "superadmin", "a superadmin may act on every site and host")
+    if superadmin_only:
+        return Decision(False, "superadmin-only", f"{action} needs the superadmin role")
+    if kind == "site":
+        granted = SiteGrant.select().where(SiteGrant.site == target, SiteGrant.user == user).exists()
+        return (Decision(True, "site-grant", f"the user is granted site '{target.slug}'") if granted else
+                Decision(False, "no-site-grant", f"the user has no grant on site '{target.slug}'"))
+    granted = HostGrant.select().where(HostGrant.host == target, HostGrant.user == user).exists()
+    return (Decision(True, "host-grant", f"the user is granted host '{target.name}'") if granted else
+            Decision(False, "no-host-grant", f"the user has no grant on host '{target.name}'"))
+
+
+def explain(user_id: int, action: str, target: str) -> Decision:
+    """decide() for an auditor's question: a user id, an action name, and a target
+    written `site:SLUG` or `host:ID`. InvalidInput or NotFound when the question is wrong."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"'action' must be one of: {', '.join(sorted(ACTIONS))}")
+    kind, _, name = target.partition(":")
+    if kind != ACTIONS[action][0]:
+        raise InvalidInput(f"{action} acts on a {ACTIONS[action][0]}: 'target' must be "
+                           f"{'site:SLUG' if ACTIONS[action][0] == 'site' else 'host:ID'}")
+    user = User.get_or_none(User.id == user_id)
+    if user is None:
+        raise NotFound(f"there is no user {user_id}", title="No such user")
+    if kind == "site":
+        found = Site.get_or_none(Site.slug == name)
+    else:
+        found = Host.get_or_none(Host.id == int(name)) if name.isdigit() and len(name) <= 18 else None
+    if found is None:
+        raise NotFound(f"there is no {target}", title=f"No such {kind}")
+    return decide(user, action, found)
+
+
+def may_use_site(user: User, site: Site) -> bool:
+    return decide(user, "site.run", site).allowed
 
 
 def visible_sites(user: User) -> peewee.ModelSelect:
@@ -119,6 +210,13 @@ def visible_sites(user: User) -> peewee.ModelSelect:
     if not is_superadmin(user):
         sites = sites.join(SiteGrant).where(SiteGrant.user == user)
     return sites
+
+
+def visible_hosts(user: User) -> peewee.ModelSelect:
+    hosts = Host.select()
+    if not is_superadmin(user):
+        hosts = hosts.join(HostGrant).where(HostGrant.user == user)
+    return hosts
 
 
 def visible_runs(user: User) -> peewee.ModelSelect:
@@ -130,7 +228,59 @@ def visible_runs(user: User) -> peewee.ModelSelect:
     return runs
 
 
-def require_host_runs(user: User) -> None:
-    """Runs on listed hosts (not through a site) need a superadmin."""
-    if not is_superadmin(user):
-        raise Forbidden("runs on hosts need the superadmin role")
+def usable_hosts(user: User, host_ids: list[int]) -> list[int]:
+    """The ids among `host_ids` that `user` may run host playbooks on."""
+    return [h.id for h in visible_hosts(user).where(Host.id.in_(host_ids))]
+
+
+def site_for(user: User, slug: str, action: str = "site.read") -> Site:
+    """The site for a caller who may take `action` on it. A caller without a grant learns
+    nothing, not even that the site exists: 404, as for a site that does not."""
+    site = Site.get_or_none(Site.slug == slug)
+    if site is None or not decide(user, action, site).allowed:
+        raise NotFound(f"there is no site '{slug}' you may see", title="No such site")
+    return site
+
+
+def host_for(user: User, host_id: int, action: str = "host.read") -> Host:
+    host = Host.get_or_none(Host.id == host_id)
+    if host is None or not decide(user, action, host).allowed:
+        raise NotFound(f"there is no host {host_id} you may see", title="No such host")
+    return host
+
+
+# -- guards for routes that name a site or a host -----------------------------------
+
+GUARD_ATTR = "__weco_guard__"
+_GUARDED_PARAMS = {"{slug}": "site", "{host_id": "host"}
+
+
+def _target_guard(kind: str) -> Callable:
+    def hook(req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
+        user = req.context.principal.user
+        if kind == "site":
+            req.context.site = site_for(user, params["slug"])
+        else:
+            req.context.host = host_for(user, params["host_id"])
+
+    def decorate(responder: Callable) -> Callable:
+        guarded = falcon.before(hook)(responder)
+        setattr(guarded, GUARD_ATTR, getattr(responder, GUARD_ATTR, frozenset()) | {kind})
+        return guarded
+
+    return decorate
+
+
+# Under the access declaration: `req.context.site` / `req.context.host`, or 404.
+site_guard = _target_guard("site")
+host_guard = _target_guard("host")
+
+
+def unguarded_routes(app: falcon.App) -> list[str]:
+    """Routes that name a site or a host in their path without the guard for it."""
+    missing = []
+    for template, method, responder in iter_routes(app):
+        for marker, kind in _GUARDED_PARAMS.items():
+            if marker in template and kind not in getattr(responder, GUARD_ATTR, ()):
+                missing.append(f"{method} {template}")
+    return sorted(missing)

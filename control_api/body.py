@@ -143,6 +143,14 @@ def require_str(data: dict, field: str, max_len: int = 1024) -> str:
 
 # -- path, query and headers -------------------------------------------------------
 
+def require_param(req: falcon.Request, name: str, max_len: int) -> str:
+    """A required, non-empty query parameter of at most `max_len` characters."""
+    value = req.get_param(name)
+    if not value or len(value) > max_len:
+        raise InvalidRequest(f"'{name}' is required: at most {max_len} characters", title="Invalid parameter")
+    return value
+
+
 class StoreId(BaseConverter):
     """`{name:id}` in a route: a row id, 1 to the store's largest integer, in ASCII
     digits. Anything else matches no route, so it is a 404 like an id with no row."""

@@ -213,6 +213,42 @@ class SiteGrant(BaseModel):
         primary_key = peewee.CompositeKey("site", "user")
 
 
+class HostGrant(BaseModel):
+    host = peewee.ForeignKeyField(Host, on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE")
+
+    class Meta:
+        table_name = "host_grants"
+        primary_key = peewee.CompositeKey("host", "user")
+
+
+class ApprovalRequest(BaseModel):
+    action = peewee.TextField()
+    params_json = peewee.TextField()  # canonical JSON of the action's exact parameters
+    digest = peewee.CharField(max_length=64)  # what an approval is bound to
+    reason = peewee.TextField()
+    requested_by = peewee.ForeignKeyField(User, column_name="requested_by")
+    approvals_needed = peewee.IntegerField()
+    created_at = peewee.DateTimeField()
+    expires_at = peewee.DateTimeField()
+    canceled_at = peewee.DateTimeField(null=True)
+    consumed_at = peewee.DateTimeField(null=True)
+    expiry_recorded_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "approval_requests"
+
+
+class ApprovalVote(BaseModel):
+    request = peewee.ForeignKeyField(ApprovalRequest, column_name="request_id")
+    approver = peewee.ForeignKeyField(User, column_name="approver_id")
+    approved_at = peewee.DateTimeField()
+    withdrawn_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "approval_votes"
+
+
 class Run(BaseModel):
     playbook = peewee.TextField()
     site = peewee.ForeignKeyField(Site, null=True, on_delete="SET NULL")

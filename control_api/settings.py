@@ -229,6 +229,14 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_REQUIRE_STEP_UP", "0", "0 | 1",
          "1: destructive routes need a step-up token minted from a fresh TOTP code "
          "(5 minutes, bound to the session and the action).", _switch),
+    Spec("FF_JIT_REQUIRED", "0", "0 | 1",
+         "1: four-eyes approval for site and host deletion, host credential rotation and host-key "
+         "re-pinning. A superadmin asks (POST /api/approvals); other superadmins approve with a TOTP "
+         "code; the action then sends the request's id in X-Approval, once.", _switch),
+    Spec("FF_JIT_TTL_MINUTES", "30", "1..1440",
+         "An approval request not used this long after it was made expires.", _int_range(1, 1440)),
+    Spec("FF_JIT_APPROVERS", "1", "1..5",
+         "How many superadmins other than the requester must approve a request.", _int_range(1, 5)),
     Spec("FF_TOKEN_MAX_DAYS", "90", "1..3650",
          "Longest life of an API token from its creation: checked when a token is made (API and "
          "`weco token create`) and each time one is used, so it also caps older tokens.",
@@ -356,6 +364,9 @@ class Settings:
     sealed_mode: bool
     sealed_mode_grace_days: int
     require_step_up: bool
+    jit_required: bool
+    jit_ttl_minutes: int
+    jit_approvers: int
     token_max_days: int
     smtp_url: str = dataclasses.field(repr=False)
     smtp_from: str

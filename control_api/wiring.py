@@ -9,6 +9,7 @@ import datetime as dt
 
 import peewee
 
+from control_api.approvals import ApprovalPolicy, Approvals
 from control_api.audit import keys
 from control_api.audit.log import AuditLog
 from control_api.auth.account import AccountService
@@ -98,14 +99,25 @@ def build_users(deps: Deps) -> UserService:
 
 def build_second_factors(deps: Deps, totp: TotpService) -> SecondFactors:
     settings = deps.settings
-    mailer = (SmtpMailer(settings.smtp_url, settings.smtp_from, ca_file=settings.smtp_ca_file or None)
-              if settings.smtp_url else None)
-    return SecondFactors(totp, mailer, deps.clock, deps.tokens, settings.totp_only)
+    return SecondFactors(totp, build_mailer(settings), deps.clock, deps.tokens, settings.totp_only)
 
 
 def build_logins(deps: Deps, credentials: CredentialService, second: SecondFactors,
                  guard: CredentialGuard) -> LoginService:
     return LoginService(build_users(deps), credentials, deps.audit, guard, second, build_sealed(deps))
+
+
+def build_mailer(settings: Settings) -> SmtpMailer | None:
+    if not settings.smtp_url:
+        return None
+    return SmtpMailer(settings.smtp_url, settings.smtp_from, ca_file=settings.smtp_ca_file or None)
+
+
+def build_approvals(deps: Deps, totp: TotpService, guard: CredentialGuard) -> Approvals:
+    settings = deps.settings
+    policy = ApprovalPolicy(settings.jit_required, dt.timedelta(minutes=settings.jit_ttl_minutes),
+                            settings.jit_approvers)
+    return Approvals(policy, deps.audit, deps.clock, totp, guard, build_mailer(settings))
 
 
 def build_catalog(deps: Deps) -> SiteCatalog:
@@ -126,6 +138,7 @@ class Services:
     issuer: TokenIssuer
     catalog: SiteCatalog
     queue: RunQueue
+    approvals: Approvals
 
 
 def build_services(deps: Deps) -> Services:
@@ -144,6 +157,7 @@ def build_services(deps: Deps) -> Services:
         issuer=TokenIssuer(credentials, second, build_sealed(deps)),
         catalog=build_catalog(deps),
         queue=build_queue(deps),
+        approvals=build_approvals(deps, totp, guard),
     )
 
 

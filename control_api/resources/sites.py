@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import falcon
 
+from control_api.approvals import Approvals
 from control_api.auth.stepup import StepUp
-from control_api.authz import authenticated, destructive, superadmin
+from control_api.authz import authenticated, destructive, four_eyes, host_guard, site_guard, superadmin
 from control_api.body import read_json
 from control_api.models import Site
 from control_api.resources.common import actor_of, iso
 from control_api.resources.hosts import host_json
-from control_api.sites.catalog import (
-    SiteCatalog,
-    host_or_404,
-    site_hosts,
-    site_or_404,
-    sites_for,
-    user_or_404,
-)
+from control_api.sites.catalog import SiteCatalog, site_hosts, sites_for, user_or_404
 
 
 def site_json(site: Site) -> dict:
@@ -42,17 +36,20 @@ class Sites:
 
 
 class SiteItem:
-    def __init__(self, catalog: SiteCatalog, step_up: StepUp) -> None:
-        self.catalog, self.step_up = catalog, step_up
+    def __init__(self, catalog: SiteCatalog, step_up: StepUp, approvals: Approvals) -> None:
+        self.catalog, self.step_up, self.approvals = catalog, step_up, approvals
 
     @authenticated
+    @site_guard
     def on_get(self, req: falcon.Request, resp: falcon.Response, slug: str) -> None:
-        resp.media = site_json(site_or_404(slug, req.context.principal.user))
+        resp.media = site_json(req.context.site)
 
     @superadmin
+    @site_guard
     @destructive("site.delete")
+    @four_eyes("site.delete", lambda params: {"slug": params["slug"]})
     def on_delete(self, req: falcon.Request, resp: falcon.Response, slug: str) -> None:
-        self.catalog.delete_site(site_or_404(slug), actor_of(req))
+        self.catalog.delete_site(req.context.site, actor_of(req))
         resp.status = falcon.HTTP_204
 
 
@@ -61,15 +58,18 @@ class SiteHostLink:
         self.catalog = catalog
 
     @superadmin
+    @site_guard
+    @host_guard
     def on_put(self, req: falcon.Request, resp: falcon.Response, slug: str, host_id: int) -> None:
-        site = site_or_404(slug)
-        created = self.catalog.attach(site, host_or_404(host_id), actor_of(req))
+        created = self.catalog.attach(req.context.site, req.context.host, actor_of(req))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
-        resp.media = site_json(site)
+        resp.media = site_json(req.context.site)
 
     @superadmin
+    @site_guard
+    @host_guard
     def on_delete(self, req: falcon.Request, resp: falcon.Response, slug: str, host_id: int) -> None:
-        self.catalog.detach(site_or_404(slug), host_or_404(host_id), actor_of(req))
+        self.catalog.detach(req.context.site, req.context.host, actor_of(req))
         resp.status = falcon.HTTP_204
 
 
@@ -78,12 +78,14 @@ class SiteGrantLink:
         self.catalog = catalog
 
     @superadmin
+    @site_guard
     def on_put(self, req: falcon.Request, resp: falcon.Response, slug: str, user_id: int) -> None:
-        created = self.catalog.grant(site_or_404(slug), user_or_404(user_id), actor_of(req))
+        created = self.catalog.grant(req.context.site, user_or_404(user_id), actor_of(req))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = {"site": slug, "user_id": user_id}
 
     @superadmin
+    @site_guard
     def on_delete(self, req: falcon.Request, resp: falcon.Response, slug: str, user_id: int) -> None:
-        self.catalog.revoke(site_or_404(slug), user_id, actor_of(req))
+        self.catalog.revoke(req.context.site, user_id, actor_of(req))
         resp.status = falcon.HTTP_204

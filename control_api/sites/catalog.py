@@ -13,7 +13,7 @@ from control_api.clock import SystemClock
 from control_api.crypto import Aad
 from control_api.errors import Conflict, InvalidInput, NotFound
 from control_api.masterkey import MasterKeys
-from control_api.models import Host, Run, Site, SiteGrant, SiteHost, User
+from control_api.models import Host, HostGrant, Run, Site, SiteGrant, SiteHost, User
 from control_api.sites import validate
 
 ACTIVE = ("queued", "running")
@@ -76,6 +76,21 @@ class SiteCatalog:
 
     # -- hosts --------------------------------------------------------------------------
 
+    def grant_host(self, host: Host, user: User, actor: Actor) -> bool:
+        with self.audit.mutation():
+            if HostGrant.select().where(HostGrant.host == host, HostGrant.user == user).exists():
+                return False
+            HostGrant.create(host=host, user=user)
+            self.audit.record(actor, "host.grant", f"host:{host.id}", {"user": user.id})
+        return True
+
+    def revoke_host(self, host: Host, user_id: int, actor: Actor) -> None:
+        """One answer whether the user or only the grant is missing: no such grant."""
+        with self.audit.mutation():
+            if not HostGrant.delete().where(HostGrant.host == host, HostGrant.user == user_id).execute():
+                raise NotFound("this user has no grant on this host", title="No such grant")
+            self.audit.record(actor, "host.revoke", f"host:{host.id}", {"user": user_id})
+
     def create_host(self, data: dict, actor: Actor) -> Host:
         name = validate.host_name(data.get("name"))
         connection = validate.connection(data.get("connection", "ssh"), self.development)
@@ -128,24 +143,8 @@ def sites_for(user: User) -> list[Site]:
     return list(authz.visible_sites(user).order_by(Site.slug))
 
 
-def all_hosts() -> list[Host]:
-    return list(Host.select().order_by(Host.id))
-
-
-def site_or_404(slug: str, user: User | None = None) -> Site:
-    """The site, for `user` when given: an admin without a grant learns nothing, not
-    even that the site exists."""
-    site = Site.get_or_none(Site.slug == slug)
-    if site is None or (user is not None and not authz.may_use_site(user, site)):
-        raise NotFound(f"there is no site '{slug}' you may see", title="No such site")
-    return site
-
-
-def host_or_404(host_id: int) -> Host:
-    host = Host.get_or_none(Host.id == host_id)
-    if host is None:
-        raise NotFound(f"there is no host {host_id}", title="No such host")
-    return host
+def hosts_for(user: User) -> list[Host]:
+    return list(authz.visible_hosts(user).order_by(Host.id))
 
 
 def user_or_404(user_id: int) -> User:
