@@ -56,6 +56,19 @@ ACTIONS: tuple[Action, ...] = (
     Action("site.revoke", "An admin's grant on a site was revoked."),
     Action("host.create", "A host was registered (its key's fingerprint, never the key)."),
     Action("host.delete", "A host was deleted."),
+    Action("host.grant", "An admin was granted a host."),
+    Action("host.revoke", "An admin's grant on a host was revoked."),
+    Action("approval.request", "A superadmin asked for four-eyes approval of one action (its parameters "
+                               "and their digest)."),
+    Action("approval.approve", "Another superadmin approved a request with a fresh TOTP code (votes so "
+                               "far, and how many it needs)."),
+    Action("approval.withdraw", "An approver withdrew their approval before it was used."),
+    Action("approval.cancel", "The requester canceled their request."),
+    Action("approval.consumed", "An approved request was used by the action it names, in the action's "
+                                "own transaction."),
+    Action("approval.expired", "A request was found past its FF_JIT_TTL_MINUTES (recorded once)."),
+    Action("approval.refused", "An approval was refused (its own requester approving, another user, "
+                               "other parameters, too few approvals, a used, canceled or expired request)."),
     Action("run.request", "A run was queued (playbook, target, extra variables)."),
     Action("run.start", "A worker claimed a run."),
     Action("run.finish", "A run ended: status, exit code and error."),

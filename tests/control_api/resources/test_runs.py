@@ -72,22 +72,30 @@ def test_a_retry_with_the_same_key_returns_the_first_run(client, root, site):
     assert Run.select().count() == 1
 
 
-def test_admins_need_a_grant_and_never_run_on_bare_hosts(client, root, adm, admin, site):
+def test_admins_need_a_grant_on_the_site_or_on_every_host(client, root, adm, admin, site):
     body = {"playbook": "deploy_site", "site": "acme"}
     denied = client.simulate_post("/api/runs", json=body, headers=adm)
     assert denied.status_code == 400 and "you may deploy" in denied.json["description"]
     client.simulate_put(f"/api/sites/acme/grants/{admin.id}", headers=root)
     run = client.simulate_post("/api/runs", json=body, headers=adm)
     assert run.status_code == 201
-    host = client.simulate_post("/api/hosts", json={"name": "here", "connection": "local"}, headers=root).json
-    hosts = client.simulate_post("/api/runs", json={"playbook": "check_hosts", "hosts": [host["id"]]},
-                                 headers=adm)
-    assert hosts.status_code == 403
+    host, other = (client.simulate_post("/api/hosts", json={"name": name, "connection": "local"},
+                                        headers=root).json for name in ("here", "there"))
+    on_hosts = {"playbook": "check_hosts", "hosts": [host["id"]]}
+    hosts = client.simulate_post("/api/runs", json=on_hosts, headers=adm)
+    # A host without a grant is answered as one that does not exist.
+    assert hosts.status_code == 400 and "no such host(s) you may use" in hosts.json["description"]
+    assert client.simulate_put(f"/api/hosts/{host['id']}/grants/{admin.id}", headers=root).status_code == 201
+    both = client.simulate_post("/api/runs", json=dict(on_hosts, hosts=[host["id"], other["id"]]),
+                                headers=adm)
+    assert both.status_code == 400 and both.json["description"].endswith(f": {other['id']}")
+    own = client.simulate_post("/api/runs", json=on_hosts, headers=adm)
+    assert own.status_code == 201
     root_run = client.simulate_post("/api/runs", json={"playbook": "check_hosts", "hosts": [host["id"]]},
                                     headers=root).json
-    # The admin sees the granted site's run, not the superadmin's run on bare hosts.
+    # The admin sees the granted site's run and their own, not the superadmin's on hosts.
     seen = [r["id"] for r in client.simulate_get("/api/runs", headers=adm).json["runs"]]
-    assert seen == [run.json["id"]]
+    assert seen == [own.json["id"], run.json["id"]]
     assert client.simulate_get(f"/api/runs/{root_run['id']}", headers=adm).status_code == 404
     assert client.simulate_post(f"/api/runs/{root_run['id']}/cancel", headers=adm).status_code == 404
 

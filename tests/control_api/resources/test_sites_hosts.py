@@ -117,7 +117,8 @@ def test_an_admin_sees_only_granted_sites_and_manages_nothing(client, root, adm,
     assert [s["slug"] for s in client.simulate_get("/api/sites", headers=adm).json["sites"]] == ["acme"]
     assert client.simulate_get("/api/sites/acme", headers=adm).status_code == 200
     assert client.simulate_get("/api/sites/other", headers=adm).status_code == 404
-    for method, path in (("post", "/api/sites"), ("post", "/api/hosts"), ("get", "/api/hosts"),
+    assert client.simulate_get("/api/hosts", headers=adm).json["hosts"] == []  # none granted
+    for method, path in (("post", "/api/sites"), ("post", "/api/hosts"),
                          ("delete", "/api/sites/acme"), ("put", f"/api/sites/acme/grants/{admin.id}")):
         result = getattr(client, f"simulate_{method}")(path, json={}, headers=adm)
         assert result.status_code == 403, (method, path)
