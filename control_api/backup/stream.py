@@ -24,6 +24,7 @@ Every failure raises BackupCryptoError whose message says what is wrong and wher
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import struct
@@ -62,11 +63,17 @@ class BackupCryptoError(Exception):
     """A backup cannot be encrypted or decrypted; str() says why and where, never a key."""
 
 
+@functools.lru_cache(maxsize=4)
+def _root(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
+    # A restore reads a backup twice (verify, then restore): one scrypt run, not two.
+    return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase)
+
+
 class _Keys:
     def __init__(self, passphrase: bytes, header_fixed: bytes, salt: bytes, log2_n: int, r: int, p: int):
         if not passphrase:
             raise BackupCryptoError("the backup passphrase is empty")
-        root = Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(passphrase)
+        root = _root(passphrase, salt, log2_n, r, p)
         self.stream = AESGCM(_hkdf(root, _STREAM_KEY_LABEL))
         self.check = hmac.digest(_hkdf(root, _CHECK_KEY_LABEL), header_fixed + salt, "sha256")
 
