@@ -62,3 +62,22 @@ def test_within_the_window_a_dead_connection_fails_once_and_is_not_reused(db, po
         db.execute_sql("SELECT 1")
     db.close()
     assert one_request(db) != first  # dropped at check-in, never handed out again
+
+
+@pytest.mark.postgres_only
+def test_a_socket_directory_may_be_the_host_percent_encoded(postgres, database_url):
+    # As the installed admin VM connects: over the local socket, no TCP at all.
+    from urllib.parse import quote, urlsplit
+
+    from control_api.db import open_database
+
+    name = urlsplit(database_url).path.lstrip("/")
+    url = f"postgresql://postgres@{quote(str(postgres.dir), safe='')}:{postgres.port}/{name}"
+    db = open_database(url)
+    try:
+        db.connect()
+        address = db.execute_sql("SELECT inet_server_addr()").fetchone()[0]
+        assert address is None  # a unix socket has no server address
+    finally:
+        db.close()
+        db.close_all()
