@@ -332,6 +332,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_EVIDENCE_SIGNING_KEY", "", "empty or the path of an Ed25519 PEM private key (mode 0600)",
          "The key that signs evidence packs (not the audit witness key). Empty: "
          "FF_DATA_DIR/evidence/signing.key is created in dev, refused in production.", str),
+    Spec("FF_LICENSE_PUBLIC_KEY", "", "empty, or the path of an Ed25519 PEM public key (FF_ENV=dev only)",
+         "The key licenses and revocation lists must be signed by. Empty: the issuer key shipped in this "
+         "release (control_api/license/issuer.pub); another key is refused in production.", str),
+    Spec("FF_LICENSE_GRACE_DAYS", "14", "0..90",
+         "Days after a license's expiry during which its caps still hold; then the community caps do. "
+         "Only creating sites, hosts and accounts is ever refused: logins, runs and rollbacks go on.",
+         _int_range(0, 90)),
 )
 
 
@@ -388,6 +395,8 @@ class Settings:
     backup_s3_region: str
     backup_retention_days: int
     evidence_signing_key: str
+    license_public_key: str
+    license_grace_days: int
     # Vault's own variables, for the vault: provider (hvac's usual names).
     vault_env: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -436,6 +445,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if values["sealed_mode"] and not values["totp_only"]:
         raise SettingsError("FF_SEALED_MODE=1 is not allowed without FF_TOTP_ONLY=1: sealed mode means TOTP")
     _check_siem(values)
+    if values["license_public_key"] and values["env"] != "dev":
+        raise SettingsError("FF_LICENSE_PUBLIC_KEY is allowed only with FF_ENV=dev: production trusts the "
+                            "issuer key shipped in the release")
     values["data_dir"] = Path(values["data_dir"])
     values["vault_env"] = MappingProxyType({k: environ[k] for k in VAULT_ENV if environ.get(k)})
     return Settings(**values)

@@ -27,6 +27,8 @@ from control_api.auth.token_issuer import TokenIssuer
 from control_api.auth.totp import TotpService
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
+from control_api.license.caps import LicenseCaps
+from control_api.license.store import LicenseStore, trusted_key
 from control_api.masterkey import MasterKeys
 from control_api.runs.adapter import AnsibleRunnerAdapter
 from control_api.runs.queue import RunQueue
@@ -94,7 +96,17 @@ def build_guard(deps: Deps) -> CredentialGuard:
 
 
 def build_users(deps: Deps) -> UserService:
-    return UserService(deps.audit, deps.hasher or PasswordHasher(), deps.clock)
+    return UserService(deps.audit, deps.hasher or PasswordHasher(), deps.clock, build_caps(deps))
+
+
+def build_licenses(deps: Deps) -> LicenseStore:
+    settings = deps.settings
+    return LicenseStore(deps.audit, deps.clock, trusted_key(settings),
+                        dt.timedelta(days=settings.license_grace_days), settings.is_dev)
+
+
+def build_caps(deps: Deps) -> LicenseCaps:
+    return LicenseCaps(deps.db, deps.audit, build_licenses(deps))
 
 
 def build_second_factors(deps: Deps, totp: TotpService) -> SecondFactors:
@@ -121,7 +133,8 @@ def build_approvals(deps: Deps, totp: TotpService, guard: CredentialGuard) -> Ap
 
 
 def build_catalog(deps: Deps) -> SiteCatalog:
-    return SiteCatalog(deps.audit, deps.keys, deps.clock, development=deps.settings.is_dev)
+    return SiteCatalog(deps.audit, deps.keys, deps.clock, development=deps.settings.is_dev,
+                       caps=build_caps(deps))
 
 
 def build_queue(deps: Deps) -> RunQueue:

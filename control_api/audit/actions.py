@@ -100,6 +100,12 @@ ACTIONS: tuple[Action, ...] = (
                              "that store)."),
     Action("backup.drill", "`weco backup drill` restored the newest backup into a scratch store and "
                            "checked it: result, seconds, rows, failure."),
+    Action("license.install", "`weco license install` installed a license: customer, tier, caps, expiry, "
+                              "its signing key's id and the license it replaces."),
+    Action("license.revocations_install", "`weco license install` installed a newer signed revocation list "
+                                          "(its ids' count, whether it revokes the installed license)."),
+    Action("license.cap_refused", "Creating a site, host or account was refused at the license's cap "
+                                  "(kind, cap, count, license state)."),
     Action("evidence.pack", "`weco evidence pack` wrote a signed evidence pack (file, its checksum "
                             "list's hash)."),
 )

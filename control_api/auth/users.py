@@ -10,6 +10,7 @@ from control_api.audit.log import Actor, AuditLog
 from control_api.auth.credentials import CredentialService
 from control_api.auth.passwords import PasswordHasher, check_strength
 from control_api.clock import SystemClock
+from control_api.license.caps import LicenseCaps, audit_cap_refusals
 from control_api.models import ROLES, User
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -40,11 +41,14 @@ def all_users() -> list[User]:
 
 
 class UserService:
-    def __init__(self, audit: AuditLog, hasher: PasswordHasher, clock: SystemClock) -> None:
+    def __init__(self, audit: AuditLog, hasher: PasswordHasher, clock: SystemClock,
+                 caps: LicenseCaps) -> None:
         self.audit = audit
         self.hasher = hasher
         self.clock = clock
+        self.caps = caps
 
+    @audit_cap_refusals
     def create(self, email: str, role: str, password: str, actor: Actor, break_glass: bool = False) -> User:
         email = validate_email(email)
         if role not in ROLES:
@@ -53,6 +57,7 @@ class UserService:
         password_hash = self.hasher.hash(password)
         try:
             with self.audit.mutation():
+                self.caps.reserve("admins", actor)
                 user = User.create(
                     email=email,
                     email_key=email_key(email),

@@ -10,9 +10,22 @@ import peewee
 
 from control_api.audit.keys import AuditKeyError
 from control_api.audit.log import AuditUnavailable
-from control_api.cli import accounts, audit, backup, config, evidence, runs, secrets, server, siem, store
+from control_api.cli import (
+    accounts,
+    audit,
+    backup,
+    config,
+    evidence,
+    license,
+    runs,
+    secrets,
+    server,
+    siem,
+    store,
+)
 from control_api.cli.args import Parser, first_non_utf8
 from control_api.cli.common import CommandError, reason
+from control_api.license.caps import LicenseLimit
 from control_api.logs import configure_logging
 from control_api.masterkey import MasterKeyError
 from control_api.settings import SettingsError, load_settings
@@ -22,7 +35,7 @@ from keyproviders import KeyProviderError
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="weco", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
-    for module in (config, store, accounts, audit, secrets, server, runs, backup, evidence, siem):
+    for module in (config, store, accounts, audit, secrets, server, runs, backup, evidence, siem, license):
         module.register(groups)
     return parser
 
@@ -43,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (CommandError, AuditKeyError, MasterKeyError, KeyProviderError) as exc:
         print(f"weco: {exc}", file=sys.stderr)
+        return 1
+    except LicenseLimit as exc:
+        print(f"weco: {exc.description}", file=sys.stderr)
         return 1
     except AuditUnavailable as exc:
         print(f"weco: {exc}; nothing was changed", file=sys.stderr)

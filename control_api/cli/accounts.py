@@ -10,6 +10,7 @@ from control_api.auth.totp import TotpService
 from control_api.auth.users import UserError, find_by_email
 from control_api.cli.args import store_id
 from control_api.cli.common import CommandError, cli_actor, open_deps
+from control_api.license.caps import audit_cap_refusals
 from control_api.models import ROLES, ApiToken
 from control_api.settings import Settings
 from control_api.wiring import build_credentials, build_users
@@ -80,6 +81,7 @@ def cmd_token_list(settings: Settings, args) -> None:
               f"expires={credentials.token_expiry(token)}\tlast_used={token.last_used_at or 'never'}")
 
 
+@audit_cap_refusals  # the account's create runs inside this command's transaction
 def cmd_break_glass_create(settings: Settings, args) -> None:
     deps = open_deps(settings)
     password = generate_password()

@@ -12,6 +12,7 @@ from control_api.audit.log import Actor, AuditLog
 from control_api.clock import SystemClock
 from control_api.crypto import Aad
 from control_api.errors import Conflict, InvalidInput, NotFound
+from control_api.license.caps import LicenseCaps, audit_cap_refusals
 from control_api.masterkey import MasterKeys
 from control_api.models import Host, HostGrant, Run, Site, SiteGrant, SiteHost, User
 from control_api.sites import validate
@@ -24,14 +25,18 @@ def _key_aad(host_id: int) -> Aad:
 
 
 class SiteCatalog:
-    def __init__(self, audit: AuditLog, keys: MasterKeys, clock: SystemClock, development: bool) -> None:
+    def __init__(self, audit: AuditLog, keys: MasterKeys, clock: SystemClock, development: bool, *,
+                 caps: LicenseCaps) -> None:
         self.audit, self.keys, self.clock, self.development = audit, keys, clock, development
+        self.caps = caps
 
     # -- sites --------------------------------------------------------------------------
 
+    @audit_cap_refusals
     def create_site(self, data: dict, actor: Actor) -> Site:
         slug, domain = validate.slug(data.get("slug")), validate.domain(data.get("domain"))
         with self.audit.mutation():
+            self.caps.reserve("sites", actor)
             if Site.select().where(Site.slug == slug).exists():
                 raise Conflict(f"a site with slug '{slug}' already exists")
             site = Site.create(slug=slug, domain=domain, created_at=self.clock.now())
@@ -91,6 +96,7 @@ class SiteCatalog:
                 raise NotFound("this user has no grant on this host", title="No such grant")
             self.audit.record(actor, "host.revoke", f"host:{host.id}", {"user": user_id})
 
+    @audit_cap_refusals
     def create_host(self, data: dict, actor: Actor) -> Host:
         name = validate.host_name(data.get("name"))
         connection = validate.connection(data.get("connection", "ssh"), self.development)
@@ -105,6 +111,7 @@ class SiteCatalog:
         else:
             key, fingerprint = b"", ""
         with self.audit.mutation():
+            self.caps.reserve("hosts", actor)
             if Host.select().where(Host.name == name).exists():
                 raise Conflict(f"a host named '{name}' already exists")
             host = Host.create(name=name, address=address, port=port, ssh_user=user, connection=connection,
