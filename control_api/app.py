@@ -19,6 +19,7 @@ from control_api.resources import (
     tokens,
     users,
 )
+from control_api.resources import host_keys as host_keys_api
 from control_api.wiring import Deps
 
 
@@ -68,6 +69,8 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/api/approvals/{approval_id:id}/approve", approvals.ApprovalVotes(svc.approvals))
     add_site_routes(app, deps, svc)
 
+    add_host_key_routes(app, deps, svc)
+
     check_declared(app)
     return app
 
@@ -87,6 +90,15 @@ def add_site_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:
     app.add_route("/api/runs/{run_id:id}/events", runs.RunEvents())
     app.add_route("/api/runs/{run_id:id}/events/stream",
                   runs.RunEventStream(deps.db, deps.settings.event_stream_max_seconds))
+
+
+def add_host_key_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:
+    host_keys = wiring.build_host_keys(deps)
+    app.add_route("/api/hosts/{host_id:id}/host-key", host_keys_api.HostKey(host_keys, svc.step_up))
+    app.add_route("/api/hosts/{host_id:id}/host-key/scan", host_keys_api.HostKeyScan(host_keys))
+    app.add_route("/api/hosts/{host_id:id}/host-key/confirm", host_keys_api.HostKeyConfirm(host_keys))
+    app.add_route("/api/hosts/{host_id:id}/rotate-credentials",
+                  host_keys_api.HostCredentialRotation(wiring.build_rotations(deps), svc.step_up))
 
 
 def check_declared(app: falcon.App) -> None:

@@ -17,4 +17,5 @@ class EncryptedColumn:
 ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("totp_credentials", "seed", id_column="user_id"),
     EncryptedColumn("hosts", "ssh_private_key"),
+    EncryptedColumn("hosts", "ssh_private_key_next"),
 ]

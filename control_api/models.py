@@ -190,6 +190,9 @@ class Host(BaseModel):
     ssh_key_fingerprint = peewee.TextField()
     vars_json = peewee.TextField()
     created_at = peewee.DateTimeField()
+    ssh_host_key = peewee.TextField(default="")  # pinned: "TYPE BASE64", '' for none
+    ssh_host_key_pending = peewee.TextField(default="")  # scanned, awaiting confirmation
+    ssh_private_key_next = peewee.TextField(null=True)  # staged by a rotation: AAD (hosts, ..._next, id)
 
     class Meta:
         table_name = "hosts"

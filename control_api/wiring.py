@@ -27,6 +27,8 @@ from control_api.auth.token_issuer import TokenIssuer
 from control_api.auth.totp import TotpService
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
+from control_api.hosts.pinning import HostKeys
+from control_api.hosts.rotation import RotationRequests
 from control_api.license.caps import LicenseCaps
 from control_api.license.store import LicenseStore, trusted_key
 from control_api.masterkey import MasterKeys
@@ -172,6 +174,14 @@ def build_services(deps: Deps) -> Services:
         queue=build_queue(deps),
         approvals=build_approvals(deps, totp, guard),
     )
+
+
+def build_host_keys(deps: Deps) -> HostKeys:
+    return HostKeys(deps.audit)
+
+
+def build_rotations(deps: Deps) -> RotationRequests:
+    return RotationRequests(build_queue(deps))
 
 
 def role_env(settings: Settings) -> dict[str, str]:

@@ -56,6 +56,18 @@ ACTIONS: tuple[Action, ...] = (
     Action("site.revoke", "An admin's grant on a site was revoked."),
     Action("host.create", "A host was registered (its key's fingerprint, never the key)."),
     Action("host.delete", "A host was deleted."),
+    Action("host.host_key_scan", "A host's SSH host key was scanned (ssh-keyscan) and kept as pending: its "
+                                 "fingerprint, and whether it matches the pinned one."),
+    Action("host.host_key_pin", "A scanned host key was confirmed by its fingerprint and pinned."),
+    Action("host.host_key_repin", "A host's pinned SSH host key was set or replaced (new and previous "
+                                  "fingerprints)."),
+    Action("host.host_key_mismatch", "A run met a host presenting another SSH host key than its pinned one "
+                                     "(critical: run, pinned and offered fingerprints); nothing ran on it."),
+    Action("host.credentials_rotate", "A credential rotation swapped in a host's new SSH key (its "
+                                      "fingerprint and the previous one, the run, whether it finished an "
+                                      "interrupted rotation)."),
+    Action("host.credentials_staged_dropped", "A rotation dropped the staged key an interrupted one left, "
+                                              "which the host refuses."),
     Action("host.grant", "An admin was granted a host."),
     Action("host.revoke", "An admin's grant on a host was revoked."),
     Action("approval.request", "A superadmin asked for four-eyes approval of one action (its parameters "

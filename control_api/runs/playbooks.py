@@ -32,6 +32,10 @@ class Playbook:
     description: str
     needs_content: bool = False  # the site's content directory must exist on the worker
     makes_release: bool = False  # the run gets a new release id (site_release_id)
+    # The worker runs it as a credential rotation (control_api/hosts/rotation.py).
+    rotates_credentials: bool = False
+    # Queued only by its own guarded route, never through POST /api/runs.
+    own_route: bool = False
 
     @property
     def file(self) -> str:
@@ -65,11 +69,24 @@ PLAYBOOKS: dict[str, Playbook] = {
                                     "the kept release to return to (default: the previous one)")},
                  "Switch the site back to the previous (or a named) release."),
         Playbook("check_hosts", "hosts", {}, "Reach each host and run one task (connectivity check)."),
+        Playbook("rotate_credentials", "hosts", {},
+                 "Replace the SSH key the control plane logs in to a host with "
+                 "(POST /api/hosts/{id}/rotate-credentials).",
+                 rotates_credentials=True, own_route=True),
     )
 }
 
 
 def resolve(name: object) -> Playbook:
+    """A playbook an admin may name in POST /api/runs, or InvalidInput."""
+    launchable = sorted(p.name for p in PLAYBOOKS.values() if not p.own_route)
+    if not isinstance(name, str) or name not in launchable:
+        raise InvalidInput(f"'playbook' must be one of: {', '.join(launchable)}")
+    return PLAYBOOKS[name]
+
+
+def registered(name: object) -> Playbook:
+    """Any registered playbook (what a worker may run from a stored run), or InvalidInput."""
     if not isinstance(name, str) or name not in PLAYBOOKS:
         raise InvalidInput(f"'playbook' must be one of: {', '.join(sorted(PLAYBOOKS))}")
     return PLAYBOOKS[name]

@@ -4,7 +4,8 @@ ansible-runner's own `ssh_key` path writes the key to a fifo in the artifacts an
 `env/ssh_key` file lingers on disk; instead each distinct key gets its own short-lived
 agent, fed through `ssh-add -` on stdin, with its socket in a 0700 directory. A host's
 connection names its agent (`-o IdentityAgent=`), so a host is offered only its own
-key. The agents die with the run, and with the worker if it is killed (PDEATHSIG).
+keys (its current one and, while a credential rotation is unfinished, the staged one).
+The agents die with the run, and with the worker if it is killed (PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def agents(keys: dict[str, bytes], lifetime: int) -> Iterator[dict[str, str]]:
-    """For {name: private key}, yield {name: agent socket path}; everything ends on exit."""
+def agents(keys: dict[str, list[bytes]], lifetime: int) -> Iterator[dict[str, str]]:
+    """For {name: private keys}, yield {name: agent socket path}; everything ends on exit."""
     base = tempfile.mkdtemp(prefix="weco-agent-")
     os.chmod(base, 0o700)
     processes: list[subprocess.Popen] = []
@@ -48,7 +49,7 @@ def agents(keys: dict[str, bytes], lifetime: int) -> Iterator[dict[str, str]]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _start(socket: str, key: bytes, lifetime: int, processes: list[subprocess.Popen]) -> str:
+def _start(socket: str, keys: list[bytes], lifetime: int, processes: list[subprocess.Popen]) -> str:
     process = subprocess.Popen(["ssh-agent", "-D", "-a", socket], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     processes.append(process)
@@ -57,9 +58,10 @@ def _start(socket: str, key: bytes, lifetime: int, processes: list[subprocess.Po
         if process.poll() is not None or time.monotonic() > deadline:
             raise AgentError("ssh-agent did not start")
         time.sleep(0.01)
-    added = subprocess.run(["ssh-add", "-q", "-t", str(lifetime), "-"], input=key,
-                           env={"SSH_AUTH_SOCK": socket, "PATH": os.environ.get("PATH", "")},
-                           capture_output=True, timeout=10)
-    if added.returncode != 0:
-        raise AgentError("ssh-agent refused the host's key")
+    for key in keys:
+        added = subprocess.run(["ssh-add", "-q", "-t", str(lifetime), "-"], input=key,
+                               env={"SSH_AUTH_SOCK": socket, "PATH": os.environ.get("PATH", "")},
+                               capture_output=True, timeout=10)
+        if added.returncode != 0:
+            raise AgentError("ssh-agent refused the host's key")
     return socket

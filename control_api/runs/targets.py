@@ -26,21 +26,17 @@ def site_vars(playbook: Playbook, site: Site, source: Path, run_id: int, started
     return variables
 
 
-def inventory(hosts: list[tuple[Host, dict]], agent_sockets: dict[str, str], known_hosts: Path,
-              python: str) -> dict:
-    """Ansible's inventory for (host, its checked variables) pairs. SSH hosts reach their
-    key through the run's own ssh-agent; a host key is recorded on first contact and a
-    changed one is refused afterwards."""
+def inventory(hosts: list[tuple[Host, dict]], ssh_args: dict[int, str], python: str) -> dict:
+    """Ansible's inventory for (host, its checked variables) pairs. SSH hosts get their
+    run's ssh options (hosts/sshrun.py): their own keys through the run's ssh-agent, and
+    strict checking against their pinned host key."""
     entries = {}
     for host, host_vars in hosts:
         variables = dict(host_vars)
         if host.connection == "local":
             variables.update(ansible_connection="local", ansible_python_interpreter=python)
         else:
-            variables.update(
-                ansible_host=host.address, ansible_port=host.port, ansible_user=host.ssh_user,
-                ansible_ssh_common_args=(f"-o IdentityAgent={agent_sockets[host.ssh_key_fingerprint]} "
-                                         f"-o UserKnownHostsFile={known_hosts} "
-                                         "-o StrictHostKeyChecking=accept-new"))
+            variables.update(ansible_host=host.address, ansible_port=host.port, ansible_user=host.ssh_user,
+                             ansible_ssh_common_args=ssh_args[host.id])
         entries[host.name] = variables
     return {"all": {"hosts": entries}}

@@ -12,6 +12,7 @@ from control_api.audit.log import Actor, AuditLog
 from control_api.clock import SystemClock
 from control_api.crypto import Aad
 from control_api.errors import Conflict, InvalidInput, NotFound
+from control_api.hosts import pinning
 from control_api.license.caps import LicenseCaps, audit_cap_refusals
 from control_api.masterkey import MasterKeys
 from control_api.models import Host, HostGrant, Run, Site, SiteGrant, SiteHost, User
@@ -110,19 +111,21 @@ class SiteCatalog:
             raise InvalidInput("'ssh_private_key' is not used by a local connection")
         else:
             key, fingerprint = b"", ""
+        host_key = pinning.registration_key(data, connection)
         with self.audit.mutation():
             self.caps.reserve("hosts", actor)
             if Host.select().where(Host.name == name).exists():
                 raise Conflict(f"a host named '{name}' already exists")
             host = Host.create(name=name, address=address, port=port, ssh_user=user, connection=connection,
-                               ssh_private_key="", ssh_key_fingerprint=fingerprint,
+                               ssh_private_key="", ssh_key_fingerprint=fingerprint, ssh_host_key=host_key,
                                vars_json=json.dumps(host_vars, sort_keys=True), created_at=self.clock.now())
             # The AAD names the row, so the id must exist before the key is encrypted.
             host.ssh_private_key = self.keys.encrypt(key, aad=_key_aad(host.id))
             host.save(only=[Host.ssh_private_key])
             self.audit.record(actor, "host.create", f"host:{host.id}",
                               {"name": name, "address": address, "connection": connection,
-                               "ssh_key_fingerprint": fingerprint})
+                               "ssh_key_fingerprint": fingerprint,
+                               "ssh_host_key_fingerprint": pinning.fingerprint_of(host_key)})
         return host
 
     def delete_host(self, host: Host, actor: Actor) -> None:

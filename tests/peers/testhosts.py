@@ -36,6 +36,13 @@ class TestHost:
     def authorize(self, public_key: str) -> None:
         self.ssh(f"echo '{public_key.strip()}' >> /root/.ssh/authorized_keys")
 
+    def host_key_line(self) -> str:
+        """The host's Ed25519 host public key, read through the harness (out of band)."""
+        return self.ssh("cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.strip()
+
+    def host_key_fingerprint(self) -> str:
+        return self.ssh("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+
 
 def harness_key() -> str:
     return subprocess.run([HOSTS / "key.sh"], capture_output=True, text=True, check=True).stdout.strip()

@@ -30,19 +30,18 @@ def test_a_deploy_makes_a_release_id_and_a_rollback_does_not():
     assert "site_release_id" not in rollback
 
 
-def test_an_ssh_host_reaches_its_key_through_the_run_agent_and_pins_known_hosts():
-    inv = targets.inventory([(host(), {"site_deploy_tls": True})], {"SHA256:abc": "/run/agent.sock"},
-                            pathlib.Path("/var/known_hosts"), "/usr/bin/python3")
+def test_an_ssh_host_gets_its_runs_ssh_options():
+    inv = targets.inventory([(host(), {"site_deploy_tls": True})], {7: "-o IdentityAgent=/run/agent.sock"},
+                            "/usr/bin/python3")
     entry = inv["all"]["hosts"]["web1"]
     assert entry["ansible_host"] == "10.0.0.5" and entry["ansible_port"] == 2222
     assert entry["ansible_user"] == "deploy" and entry["site_deploy_tls"] is True
-    assert "-o IdentityAgent=/run/agent.sock" in entry["ansible_ssh_common_args"]
-    assert "-o UserKnownHostsFile=/var/known_hosts" in entry["ansible_ssh_common_args"]
+    assert entry["ansible_ssh_common_args"] == "-o IdentityAgent=/run/agent.sock"
     assert "ansible_connection" not in entry
 
 
 def test_a_local_host_runs_with_the_given_python_and_no_ssh():
-    inv = targets.inventory([(host(connection="local"), {})], {}, pathlib.Path("/k"), "/venv/bin/python")
+    inv = targets.inventory([(host(connection="local"), {})], {}, "/venv/bin/python")
     assert inv == {"all": {"hosts": {"web1": {"ansible_connection": "local",
                                               "ansible_python_interpreter": "/venv/bin/python"}}}}
 
@@ -50,7 +49,7 @@ def test_a_local_host_runs_with_the_given_python_and_no_ssh():
 def test_the_checked_variables_win_over_the_rows_text():
     # The inventory takes the variables the worker checked, never re-reads the row's JSON.
     inv = targets.inventory([(host(vars_json='{"evil": "{{ lookup(\\"pipe\\", \\"id\\") }}"}'), {})],
-                            {"SHA256:abc": "/a"}, pathlib.Path("/k"), "/p")
+                            {7: "-o X=y"}, "/p")
     assert "evil" not in inv["all"]["hosts"]["web1"]
 
 
