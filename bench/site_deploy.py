@@ -76,7 +76,7 @@ def main() -> None:
             for host in hosts:
                 made = api.call("POST", "/api/hosts", json={
                     "name": host.name, "address": host.address, "ssh_private_key": Path(key).read_text(),
-                    "vars": {"site_deploy_tls": False}})
+                    "ssh_host_key": host.host_key_line(), "vars": {"site_deploy_tls": False}})
                 api.call("PUT", f"/api/sites/bench/hosts/{made['id']}")
 
             started = time.perf_counter()

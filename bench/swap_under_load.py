@@ -96,6 +96,7 @@ def main() -> None:
             api.call("POST", "/api/sites", json={"slug": "swap", "domain": DOMAIN})
             made = api.call("POST", "/api/hosts", json={"name": host.name, "address": host.address,
                                                         "ssh_private_key": Path(key).read_text(),
+                                                        "ssh_host_key": host.host_key_line(),
                                                         "vars": {"site_deploy_tls": False}})
             api.call("PUT", f"/api/sites/swap/hosts/{made['id']}")
             version(source, "v0 ")

@@ -91,7 +91,8 @@ def deployment(tmp_path_factory):
             for host in hosts:
                 made = deployment.api("POST", "/api/hosts", json={
                     "name": host.name, "address": host.address, "ssh_user": "root",
-                    "ssh_private_key": private, "vars": {"site_deploy_tls": False}})
+                    "ssh_private_key": private, "ssh_host_key": host.host_key_line(),
+                    "vars": {"site_deploy_tls": False}})
                 assert made.status_code == 201, made.text
                 assert deployment.api("PUT", f"/api/sites/acme/hosts/{made.json()['id']}").status_code == 201
             yield deployment
@@ -165,7 +166,7 @@ def test_a_worker_killed_mid_deploy_leaves_the_old_release_served_and_the_slug_f
     fast_id = host_id(deployment, host.name)
     slow = deployment.api("POST", "/api/hosts", json={
         "name": f"{host.name}-slow", "address": host.address, "ssh_user": "root",
-        "ssh_private_key": deployment.private_key,
+        "ssh_private_key": deployment.private_key, "ssh_host_key": host.host_key_line(),
         "vars": {"site_deploy_tls": False, "site_deploy_bwlimit": 300}}).json()
     deployment.api("DELETE", f"/api/sites/acme/hosts/{fast_id}")
     deployment.api("PUT", f"/api/sites/acme/hosts/{slow['id']}")
@@ -202,7 +203,7 @@ def test_jinja_from_the_api_or_the_store_never_runs_on_the_worker_or_the_host(de
     evil = "{{ lookup('pipe', 'touch " + str(marker) + "') }}"
     host = deployment.hosts[1]
     entry = {"name": "evil", "address": host.address, "ssh_user": "root",
-             "ssh_private_key": deployment.private_key}
+             "ssh_private_key": deployment.private_key, "ssh_host_key": host.host_key_line()}
     refused = deployment.api("POST", "/api/hosts", json=dict(
         entry, vars={"site_deploy_root": "/srv/" + evil + "x", "site_deploy_tls": False}))
     assert refused.status_code == 400 and "site_deploy_root" in refused.json()["description"]
