@@ -10,6 +10,7 @@ from control_api.resources import (
     approvals,
     audit,
     auth,
+    documents,
     explain,
     health,
     hosts,
@@ -68,6 +69,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/api/approvals/{approval_id:id}", approvals.ApprovalRequestItem(svc.approvals))
     app.add_route("/api/approvals/{approval_id:id}/approve", approvals.ApprovalVotes(svc.approvals))
     add_site_routes(app, deps, svc)
+    add_document_routes(app, deps, svc)
 
     add_host_key_routes(app, deps, svc)
 
@@ -99,6 +101,14 @@ def add_host_key_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> No
     app.add_route("/api/hosts/{host_id:id}/host-key/confirm", host_keys_api.HostKeyConfirm(host_keys))
     app.add_route("/api/hosts/{host_id:id}/rotate-credentials",
                   host_keys_api.HostCredentialRotation(wiring.build_rotations(deps), svc.step_up))
+
+
+def add_document_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:
+    upload_bytes = deps.settings.max_upload_mb << 20
+    app.add_route("/api/sites/{slug}/documents", documents.Documents(svc.documents, upload_bytes))
+    app.add_route("/api/sites/{slug}/documents/order", documents.DocumentOrder(svc.documents))
+    app.add_route("/api/sites/{slug}/documents/{document_id:id}",
+                  documents.DocumentItem(svc.documents, svc.step_up))
 
 
 def check_declared(app: falcon.App) -> None:

@@ -102,16 +102,35 @@ class ValidText:
         body.check_text(req)
 
 
+UPLOAD_TYPES = ("multipart/form-data", "application/pdf")
+
+
 class BodyLimit:
+    """FF_MAX_BODY_BYTES for every body, except an upload (a PDF, or a multipart form) sent
+    to a resource that takes one: its own `upload_body_limit` (FF_MAX_UPLOAD_MB), checked
+    once the route is known."""
+
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
+    @staticmethod
+    def _is_upload(req: falcon.Request) -> bool:
+        return (req.content_type or "").partition(";")[0].strip().lower() in UPLOAD_TYPES
+
+    def _refuse(self, limit: int) -> None:
+        raise falcon.HTTPContentTooLarge(title="Body too large",
+                                         description=f"the body must be at most {limit} bytes")
+
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.max_body_bytes = self.max_bytes
-        if req.content_length is not None and req.content_length > self.max_bytes:
-            raise falcon.HTTPContentTooLarge(
-                title="Body too large", description=f"the body must be at most {self.max_bytes} bytes"
-            )
+        too_large = req.content_length is not None and req.content_length > self.max_bytes
+        if too_large and not self._is_upload(req):
+            self._refuse(self.max_bytes)
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params: dict) -> None:
+        limit = getattr(resource, "upload_body_limit", None) if self._is_upload(req) else None
+        if req.content_length is not None and req.content_length > (limit or self.max_bytes):
+            self._refuse(limit or self.max_bytes)
 
 
 class StoreConnection:

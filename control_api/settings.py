@@ -303,6 +303,25 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_SITE_SOURCES_DIR", "", "empty or a directory path",
          "Where a worker finds each site's content to deploy (one directory per slug). "
          "Empty: FF_DATA_DIR/site-sources.", str),
+    Spec("FF_MAX_UPLOAD_MB", "100", "1..2048",
+         "Largest PDF an upload may send, in MiB (the JSON limit FF_MAX_BODY_BYTES does not apply to "
+         "uploads); larger uploads get 413 and leave nothing behind.", _int_range(1, 2048)),
+    Spec("FF_REQUIRE_AV", "1", "0 | 1",
+         "1: an upload the virus scanner cannot scan (clamd unreachable or failing) is refused with 503. "
+         "0: it goes on unscanned and its audit event says so. A virus found is a 422 either way.",
+         _switch),
+    Spec("FF_CLAMD_SOCKET", "/run/clamav/clamd.ctl", "the path of clamd's unix socket",
+         "clamd's LocalSocket (Debian's clamav-daemon default); uploads are streamed to it with INSTREAM.",
+         _nonempty),
+    Spec("FF_DOCUMENT_STORE_DIR", "", "empty or a directory path",
+         "Where uploaded PDFs are kept by SHA-256 (originals and flattened copies), with the quarantine "
+         "and the uploads' private temporary files. Empty: FF_DATA_DIR/documents.", str),
+    Spec("FF_FLATTEN_TIMEOUT_SECONDS", "120", "1..3600",
+         "Longest time (wall clock, and CPU) Ghostscript and each PDF check may take on one upload; "
+         "past it the upload is refused with 422.", _int_range(1, 3600)),
+    Spec("FF_FLATTEN_MEMORY_MB", "1024", "64..16384",
+         "Most memory (address space, MiB) Ghostscript and each PDF check may take on one upload; "
+         "past it the upload is refused with 422.", _int_range(64, 16384)),
     Spec("FF_ANSIBLE_DIR", "", "empty or a directory path",
          "The directory holding ansible.cfg, playbooks/ and roles/. Empty: the installed release's own.",
          str),
@@ -385,6 +404,12 @@ class Settings:
     event_stream_max_seconds: int
     run_lease_seconds: int
     site_sources_dir: str
+    max_upload_mb: int
+    require_av: bool
+    clamd_socket: str
+    document_store_dir: str
+    flatten_timeout_seconds: int
+    flatten_memory_mb: int
     ansible_dir: str
     embedded_worker: str
     allow_unencrypted: bool
@@ -407,6 +432,10 @@ class Settings:
     @property
     def sources_dir(self) -> Path:
         return Path(self.site_sources_dir) if self.site_sources_dir else self.data_dir / "site-sources"
+
+    @property
+    def documents_dir(self) -> Path:
+        return Path(self.document_store_dir) if self.document_store_dir else self.data_dir / "documents"
 
     @property
     def project_dir(self) -> Path:

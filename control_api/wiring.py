@@ -27,6 +27,10 @@ from control_api.auth.token_issuer import TokenIssuer
 from control_api.auth.totp import TotpService
 from control_api.auth.users import UserService
 from control_api.clock import SecretTokens, SystemClock
+from control_api.documents.blobs import BlobStore
+from control_api.documents.clamd import ClamdScanner
+from control_api.documents.pipeline import Limits, Pipeline
+from control_api.documents.service import DocumentService
 from control_api.hosts.pinning import HostKeys
 from control_api.hosts.rotation import RotationRequests
 from control_api.license.caps import LicenseCaps
@@ -154,6 +158,17 @@ class Services:
     catalog: SiteCatalog
     queue: RunQueue
     approvals: Approvals
+    documents: DocumentService
+
+
+def build_documents(deps: Deps) -> DocumentService:
+    settings = deps.settings
+    limits = Limits(seconds=settings.flatten_timeout_seconds, memory_bytes=settings.flatten_memory_mb << 20)
+    # clamd reads inside PDFs (inflating their streams): give it a minute even when flattening gets less.
+    scanner = ClamdScanner(settings.clamd_socket, timeout=max(60, settings.flatten_timeout_seconds))
+    pipeline = Pipeline(scanner,
+                        settings.require_av, limits)
+    return DocumentService(deps.audit, deps.clock, BlobStore(settings.documents_dir), pipeline)
 
 
 def build_services(deps: Deps) -> Services:
@@ -173,6 +188,7 @@ def build_services(deps: Deps) -> Services:
         catalog=build_catalog(deps),
         queue=build_queue(deps),
         approvals=build_approvals(deps, totp, guard),
+        documents=build_documents(deps),
     )
 
 
@@ -194,6 +210,7 @@ def build_worker(deps: Deps, name: str | None = None) -> Worker:
     settings = deps.settings
     config = WorkerConfig(data_dir=settings.data_dir.resolve(), project_dir=settings.project_dir,
                           site_sources_dir=settings.sources_dir.resolve(),
+                          documents_dir=settings.documents_dir.resolve(),
                           timeout=settings.run_timeout_seconds,
                           heartbeat_seconds=settings.run_lease_seconds / 3,
                           sweep_seconds=min(5.0, settings.run_lease_seconds / 3),

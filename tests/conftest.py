@@ -17,6 +17,7 @@ from control_api.auth.passwords import PasswordHasher
 from control_api.db import open_database
 from control_api.settings import load_settings
 from control_api.wiring import build_deps, build_users
+from tests.peers.clamd import Clamd
 from tests.peers.gcpkms import FakeCloudKms
 from tests.peers.moto import CREDENTIALS, MotoServer
 from tests.peers.openbao import OpenBao
@@ -44,6 +45,15 @@ def postgres():
     cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def clamd():
+    """Debian's clamd with our own signatures (EICAR and a test-only marker), shared by
+    the session: the document tests and the upload fuzzing scan through it."""
+    server = Clamd().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,14 @@ ACTIONS: tuple[Action, ...] = (
     Action("site.host_detach", "A host was detached from a site."),
     Action("site.grant", "An admin was granted a site."),
     Action("site.revoke", "An admin's grant on a site was revoked."),
+    Action("document.upload", "A PDF was added to a site: title, filename, both SHA-256 digests (original "
+                              "and flattened), pages, whether it was scanned (or why not), what "
+                              "flattening removed."),
+    Action("document.rejected", "An upload was refused for its content (not a PDF, broken, a virus: with the "
+                                "signature and a quarantined copy, not made safe) or for want of a scanner."),
+    Action("document.retitle", "A document's title changed (old and new, with its digests)."),
+    Action("document.reorder", "A site's documents were put in a new order."),
+    Action("document.delete", "A document left its site (its stored files stay, for earlier releases)."),
     Action("host.create", "A host was registered (its key's fingerprint, never the key)."),
     Action("host.delete", "A host was deleted."),
     Action("host.host_key_scan", "A host's SSH host key was scanned (ssh-keyscan) and kept as pending: its "

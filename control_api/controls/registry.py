@@ -36,6 +36,7 @@ class Control:
 
 
 T_PW = "tests/control_api/auth/test_passwords.py"
+T_DOC = "tests/control_api/resources/test_documents.py"
 T_TH = "tests/control_api/auth/test_throttle.py"
 T_2F = "tests/control_api/auth/test_second_factor.py"
 T_AZ = "tests/control_api/test_authz.py"
@@ -207,8 +208,19 @@ CONTROLS: tuple[Control, ...] = (
             "evidence verify`.",
             ("FF_EVIDENCE_SIGNING_KEY",), ("control_api/evidence/",),
             ("tests/control_api/evidence/test_pack.py::test_a_pack_verifies_and_a_changed_byte_is_refused",)),
-    Control("2.5", "ClamAV upload scan + Ghostscript flatten", "Planned",
-            "Missing: this release has no document upload, so no scan and no flattening."),
+    Control("2.5", "ClamAV upload scan + Ghostscript flatten", "Shipped",
+            "Every upload is scanned by clamd (INSTREAM, unix socket), parsed strictly, and re-rendered by "
+            "gs -dSAFER pdfwrite (no network, rlimits, timeout); JavaScript, OpenAction/AA, forms, "
+            "attachments, Launch and RichMedia are removed and the result checked again. A virus is a 422 "
+            "with document.rejected and a quarantined copy; FF_REQUIRE_AV=1 refuses uploads clamd cannot "
+            "scan.",
+            ("FF_REQUIRE_AV", "FF_CLAMD_SOCKET", "FF_MAX_UPLOAD_MB", "FF_FLATTEN_TIMEOUT_SECONDS",
+             "FF_FLATTEN_MEMORY_MB"), ("control_api/documents/",),
+            (f"{T_DOC}::test_eicar_is_refused_audited_and_quarantined",
+             f"{T_DOC}::test_active_content_is_gone_from_what_is_stored",
+             f"{T_DOC}::test_clamd_stopped_refuses_uploads_with_require_av",
+             "tests/control_api/documents/test_pipeline.py::test_ghostscript_has_no_network",
+             "tests/control_api/documents/test_pipeline.py::test_ghostscript_that_runs_long_is_stopped_at_its_timeout")),
     Control("2.5", "WORM / immutable backend for audit storage", "Partial",
             "Missing: audit rows are not streamed to WORM storage. Backups (audit table and checkpoints "
             "included) go to S3 under compliance-mode Object Lock.",

@@ -13,6 +13,12 @@ runs there in Ansible's own process, without a module's Python start per call.
     site_manifest:
       path: /abs/site/dir
       release: r42          # optional; empty: a UTC timestamp YYYYmmddTHHMMSSZ
+      manifest_file: /abs/manifest.sha256   # optional: digests known already (see below)
+
+With `manifest_file` (the control API's document store writes one with each release it
+builds, from digests it took when each file was stored), no file is hashed here: the
+tree is walked as above (same refusals) and must hold exactly the files the manifest
+lists, with nothing else; the host still verifies every digest before switching.
 
 Returns manifest, files, bytes, sha256 (of the manifest) and release.
 """
@@ -72,9 +78,46 @@ def build_manifest(top: str) -> tuple[list[tuple[str, str]], int, list[str]]:
     return entries, total, refused
 
 
+def read_manifest(manifest_file: str, top: str) -> tuple[list[tuple[str, str]], int, list[str]]:
+    """(sorted (relative path, digest) pairs from the manifest, total bytes, problems): the
+    tree must hold exactly the manifest's files, as regular files; nothing is hashed."""
+    listed: dict[str, str] = {}
+    problems: list[str] = []
+    with open(manifest_file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            digest, sep, rel = line.rstrip("\n").partition("  ")
+            if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not rel:
+                problems.append(f"manifest line {number} is not '<sha256>  <path>'")
+            else:
+                listed[rel] = digest
+    present, total, refused = [], 0, []
+
+    def walk_error(error: OSError) -> None:
+        refused.append(f"{os.path.relpath(error.filename, top)} (unreadable: {error.strerror})")
+
+    for dirpath, dirnames, filenames in os.walk(top, onerror=walk_error):
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, top)
+            mode = os.lstat(full).st_mode
+            if "\\" in rel or not rel.isprintable() or not is_utf8(rel):
+                refused.append(f"{rel!r} (a name a manifest line cannot hold)")
+            elif stat.S_ISDIR(mode):
+                continue
+            elif not stat.S_ISREG(mode):
+                refused.append(f"{rel} (not a regular file)")
+            else:
+                present.append(rel)
+                total += os.lstat(full).st_size
+    problems += refused
+    problems += [f"{rel} (not in the manifest)" for rel in sorted(set(present) - set(listed))]
+    problems += [f"{rel} (in the manifest, not in the tree)" for rel in sorted(set(listed) - set(present))]
+    return sorted(listed.items()), total, problems
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("path", "release"))
+    _VALID_ARGS = frozenset(("path", "release", "manifest_file"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -83,7 +126,12 @@ class ActionModule(ActionBase):
         if not isinstance(top, str) or not os.path.isabs(top) or not os.path.isdir(top):
             return dict(result, failed=True,
                         msg=f"site_source_dir {top!r} is not an absolute path to a directory")
-        entries, total, refused = build_manifest(top)
+        manifest_file = str(self._task.args.get("manifest_file") or "")
+        if manifest_file and not (os.path.isabs(manifest_file) and os.path.isfile(manifest_file)):
+            return dict(result, failed=True, msg=f"site_manifest_file {manifest_file!r} is not an absolute "
+                                                 "path to a file")
+        entries, total, refused = (read_manifest(manifest_file, top) if manifest_file
+                                   else build_manifest(top))
         if refused:
             return dict(result, failed=True, refused=refused,
                         msg=f"site_source_dir {top} holds entries a site may not publish: "
