@@ -236,6 +236,12 @@ class Worker:
             extra_vars.update(targets.site_vars(playbook, site, source, run.id, run.started_at))
         return checked, extra_vars
 
+    def _document_release(self, site: Site, run: Run) -> tuple[Path, Path] | None:
+        if self.config.documents_dir is None:
+            return None
+        return release.materialize(site, BlobStore(self.config.documents_dir),
+                                   self.config.data_dir / "runs" / str(run.id) / "site")
+
 
 class _Play:
     """The run's playbook, run once or more (a rotation runs it twice): each time with
@@ -274,12 +280,6 @@ class _Play:
         self.seq += 1
         self.worker.queue.append_events(self.run.id, [{"seq": self.seq, "event": "weco_note", "host": None,
                                                        "task": None, "stdout": text, "data_json": "{}"}])
-
-    def _document_release(self, site: Site, run: Run) -> tuple[Path, Path] | None:
-        if self.config.documents_dir is None:
-            return None
-        return release.materialize(site, BlobStore(self.config.documents_dir),
-                                   self.config.data_dir / "runs" / str(run.id) / "site")
 
 
 def _check_stored(what: str, check, *args):
