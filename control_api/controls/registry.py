@@ -42,6 +42,7 @@ T_2F = "tests/control_api/auth/test_second_factor.py"
 T_AZ = "tests/control_api/test_authz.py"
 T_MOL = "tests/roles/test_molecule_scenarios.py::test_molecule_scenario"
 T_BK = "tests/control_api/backup"
+T_LIC = "tests/control_api/license"
 
 CONTROLS: tuple[Control, ...] = (
     # 2.1 Authentication
@@ -97,8 +98,19 @@ CONTROLS: tuple[Control, ...] = (
             (), ("control_api/authz.py",),
             (f"{T_AZ}::test_every_route_of_the_real_app_declares_its_access",
              f"{T_AZ}::test_an_admin_may_use_only_granted_sites_and_a_superadmin_every_one")),
-    Control("2.2", "License-tier caps enforced at DB-write time", "Planned",
-            "Missing: this release has no licences and no tier caps."),
+    Control("2.2", "License-tier caps enforced at DB-write time", "Shipped",
+            "Ed25519-signed JWT licence (customer, tier, caps on sites, hosts and accounts, expiry); each "
+            "create counts against its cap inside its own transaction, serialised per kind; expiry has a "
+            "grace, a signed revocation list falls back to community caps; logins and rollbacks never "
+            "consult it.",
+            ("FF_LICENSE_PUBLIC_KEY", "FF_LICENSE_GRACE_DAYS"),
+            ("control_api/license/token.py", "control_api/license/caps.py", "control_api/license/store.py"),
+            (f"{T_LIC}/test_caps_concurrent.py::test_sites",
+             f"{T_LIC}/test_caps_concurrent.py::test_accounts_from_16_processes",
+             f"{T_LIC}/test_caps.py::test_the_site_cap_refuses_over_the_api_with_403_and_audits_it",
+             f"{T_LIC}/test_caps.py::test_grace_keeps_the_caps_then_the_community_caps_stop_growth_only",
+             f"{T_LIC}/test_store.py::test_a_bad_license_is_refused_and_changes_nothing",
+             f"{T_LIC}/test_token.py::test_hs256_keyed_with_the_public_key_is_refused")),
     Control("2.2", "Per-site / per-host RBAC grants", "Shipped",
             "Site and host grants; every route naming a site or host opens with its guard (the app "
             "refuses one without); GET /api/authz/explain answers from the same policy.",
@@ -264,5 +276,8 @@ THREATS: tuple[tuple[str, str], ...] = (
      "encrypted host keys, master secret from a KMS, backups under a separate passphrase."),
     ("Supply chain", "a backdoored dependency or release. Mitigations here: exact pins and locks, offline "
      "installs from what the controller ships. Release signing and SBOMs are Planned (2.6)."),
-    ("Licence/JWT abuse", "a pirated or replayed licence. This release has no licences (2.2: Planned)."),
+    ("Licence/JWT abuse", "a pirated or replayed licence. Mitigations here: Ed25519-signed licences verified "
+     "under the key shipped in the release (the signing key stays on the issuer's offline machine), "
+     "expiry, signed revocation lists that only move forward, caps enforced in the database "
+     "transaction (2.2). Not DRM: whoever controls the admin VM can change its code."),
 )
