@@ -69,6 +69,9 @@ PLAYBOOKS: dict[str, Playbook] = {
                                     "the kept release to return to (default: the previous one)")},
                  "Switch the site back to the previous (or a named) release."),
         Playbook("check_hosts", "hosts", {}, "Reach each host and run one task (connectivity check)."),
+        Playbook("host_baseline", "hosts", {},
+                 "The host baseline: the disk-encryption gate, the egress allowlist and nginx with TLS, "
+                 "with each role's defaults (infra teams set more with their own inventory)."),
         Playbook("rotate_credentials", "hosts", {},
                  "Replace the SSH key the control plane logs in to a host with "
                  "(POST /api/hosts/{id}/rotate-credentials).",

@@ -19,8 +19,10 @@ def release_id(run_id: int, started_at: dt.datetime) -> str:
 
 
 def site_vars(playbook: Playbook, site: Site, source: Path, run_id: int, started_at: dt.datetime) -> dict:
-    """The variables every site playbook reads, plus a new release id where the playbook makes one."""
-    variables = {"site_slug": site.slug, "site_domain": site.domain, "site_source_dir": str(source)}
+    """The variables every site playbook reads (the run's id names the actor in the host's
+    own audit log), plus a new release id where the playbook makes one."""
+    variables = {"site_slug": site.slug, "site_domain": site.domain, "site_source_dir": str(source),
+                 "weco_run_id": str(run_id)}
     if playbook.makes_release:
         variables["site_release_id"] = release_id(run_id, started_at)
     return variables

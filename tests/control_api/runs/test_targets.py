@@ -25,7 +25,7 @@ def test_a_deploy_makes_a_release_id_and_a_rollback_does_not():
     deploy_site = playbooks.PLAYBOOKS["deploy_site"]
     deploy = targets.site_vars(deploy_site, SITE, pathlib.Path("/src/acme"), 42, STARTED)
     assert deploy == {"site_slug": "acme", "site_domain": "acme.example.com", "site_source_dir": "/src/acme",
-                      "site_release_id": "r42-20261201T010203Z"}
+                      "weco_run_id": "42", "site_release_id": "r42-20261201T010203Z"}
     rollback = targets.site_vars(playbooks.PLAYBOOKS["rollback_site"], SITE, pathlib.Path("/s"), 42, STARTED)
     assert "site_release_id" not in rollback
 
