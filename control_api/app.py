@@ -19,6 +19,7 @@ from control_api.resources import (
     sites,
     tokens,
     users,
+    webauthn,
 )
 from control_api.resources import host_keys as host_keys_api
 from control_api.wiring import Deps
@@ -57,6 +58,7 @@ def create_app(deps: Deps) -> falcon.App:
     app.add_route("/api/me/totp", account.Totp(svc.accounts, step_up, cookie))
     app.add_route("/api/me/totp/confirm", account.TotpConfirm(svc.accounts, cookie))
     app.add_route("/api/me/email-codes", account.EmailCodes(svc.accounts, step_up, cookie))
+    add_webauthn_routes(app, svc, cookie)
     app.add_route("/api/me/sessions", account.MySessions(credentials))
     app.add_route("/api/me/sessions/{session_id:id}", account.MySession(credentials))
     app.add_route("/api/sessions/{session_id:id}", account.AnySession(credentials, step_up))
@@ -75,6 +77,21 @@ def create_app(deps: Deps) -> falcon.App:
 
     check_declared(app)
     return app
+
+
+def add_webauthn_routes(app: falcon.App, svc: wiring.Services, cookie: auth.CookiePolicy) -> None:
+    passkeys, flows = svc.passkeys, svc.passkey_flows
+    app.add_route("/api/me/webauthn/registration/options", webauthn.RegistrationOptions(passkeys))
+    app.add_route("/api/me/webauthn/registration", webauthn.Registration(passkeys))
+    app.add_route("/api/me/webauthn/credentials", webauthn.Credentials(passkeys))
+    app.add_route("/api/me/webauthn/credentials/{credential_id:id}",
+                  webauthn.CredentialItem(passkeys, svc.step_up))
+    app.add_route("/api/auth/login/webauthn/options", webauthn.SecondFactorOptions(flows))
+    app.add_route("/api/auth/login/webauthn", webauthn.SecondFactor(flows, cookie))
+    app.add_route("/api/auth/passkey/options", webauthn.PasswordlessOptions(flows))
+    app.add_route("/api/auth/passkey", webauthn.Passwordless(flows, cookie))
+    app.add_route("/api/auth/step-up/webauthn/options", webauthn.StepUpOptions(flows))
+    app.add_route("/api/auth/step-up/webauthn", webauthn.StepUp(flows))
 
 
 def add_site_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:

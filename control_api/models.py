@@ -48,6 +48,7 @@ class Session(BaseModel):
     user_agent = peewee.TextField()
     second_factor = peewee.TextField(null=True)  # the factor the login passed, if any
     credential_epoch = peewee.IntegerField(default=0)  # the user's, when the login checked it
+    login_method = peewee.TextField(null=True)  # password, passkey, saml, oidc (None: before m0016)
 
     class Meta:
         table_name = "sessions"
@@ -61,6 +62,7 @@ class ApiToken(BaseModel):
     expires_at = peewee.DateTimeField(null=True)
     revoked_at = peewee.DateTimeField(null=True)
     last_used_at = peewee.DateTimeField(null=True)
+    minted_via = peewee.TextField(null=True)  # operator, or the minting session's login_method
 
     class Meta:
         table_name = "api_tokens"

@@ -164,6 +164,39 @@ def _local_bind(raw: str) -> str:
     return raw
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _rp_id(raw: str) -> str:
+    """Empty (passkeys off), or a lowercase DNS name: WebAuthn's RP id is a domain, never
+    an address, a port or a URL (W3C WebAuthn §5.1.4.1)."""
+    if raw and (len(raw) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in raw.split("."))
+                or raw.replace(".", "").isdigit()):
+        raise ValueError
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated origins, each https://HOST[:PORT] (http:// for localhost only)."""
+    origins = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            parts = urlsplit(part)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            raise ValueError from None
+        local = host == "localhost" or (host or "").endswith(".localhost")
+        if (parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local) or not host
+                or parts.path or parts.query or parts.fragment or parts.username or parts.password
+                or "[" in parts.netloc or _rp_id(host) != host):
+            raise ValueError
+        default = {"https": 443, "http": 80}[parts.scheme]  # a browser's origin omits it
+        origins.append(f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else ""))
+    return tuple(origins)
+
+
 def _database_url(raw: str) -> str:
     if raw == "":
         return raw
@@ -241,6 +274,17 @@ SPECS: tuple[Spec, ...] = (
          "Longest life of an API token from its creation: checked when a token is made (API and "
          "`weco token create`) and each time one is used, so it also caps older tokens.",
          _int_range(1, 3650)),
+    Spec("FF_WEBAUTHN_RP_ID", "", "empty or a lowercase domain name (e.g. admin.example.org)",
+         "The WebAuthn relying party id passkeys are bound to: the admin console's domain or a parent "
+         "of it. Empty: passkeys are off.", _rp_id),
+    Spec("FF_WEBAUTHN_ORIGINS", "", "empty, or comma-separated https://HOST[:PORT] (http:// for localhost "
+         "only), each HOST the RP id or under it",
+         "The origins a passkey ceremony may come from (the browser's address of the console); any other "
+         "is refused. Required with FF_WEBAUTHN_RP_ID.", _origins),
+    Spec("FF_SSO_ONLY", "0", "0 | 1",
+         "1: only single sign-on (SAML, OIDC) and passkey logins mint sessions; password logins, password "
+         "sessions and API tokens minted from them are refused. The break-glass account may still log in "
+         "with its password and second factor, always recorded as critical.", _switch),
     Spec("FF_SMTP_URL", "", "empty, smtp://[USER:PASS@]HOST:PORT, smtp+starttls://... or smtps://...",
          "Mail server for email one-time codes. Empty: email codes are unavailable. smtp+starttls "
          "(STARTTLS required) and smtps (implicit TLS) verify the server's certificate and name; "
@@ -394,6 +438,9 @@ class Settings:
     jit_ttl_minutes: int
     jit_approvers: int
     token_max_days: int
+    webauthn_rp_id: str
+    webauthn_origins: tuple[str, ...]
+    sso_only: bool
     smtp_url: str = dataclasses.field(repr=False)
     smtp_from: str
     smtp_ca_file: str
@@ -474,6 +521,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if values["sealed_mode"] and not values["totp_only"]:
         raise SettingsError("FF_SEALED_MODE=1 is not allowed without FF_TOTP_ONLY=1: sealed mode means TOTP")
     _check_siem(values)
+    _check_webauthn(values)
     if values["license_public_key"] and values["env"] != "dev":
         raise SettingsError("FF_LICENSE_PUBLIC_KEY is allowed only with FF_ENV=dev: production trusts the "
                             "issuer key shipped in the release")
@@ -491,6 +539,17 @@ def _check_siem(values: dict) -> None:
         raise SettingsError("FF_AUDIT_SIEM_URL: an https:// SIEM needs FF_AUDIT_SIEM_TOKEN_FILE")
     if values["audit_siem_client_key"] and not values["audit_siem_client_cert"]:
         raise SettingsError("FF_AUDIT_SIEM_CLIENT_KEY is set without FF_AUDIT_SIEM_CLIENT_CERT")
+
+
+def _check_webauthn(values: dict) -> None:
+    rp_id, origins = values["webauthn_rp_id"], values["webauthn_origins"]
+    if bool(rp_id) != bool(origins):
+        raise SettingsError("FF_WEBAUTHN_RP_ID and FF_WEBAUTHN_ORIGINS go together: set both, or neither")
+    for origin in origins:
+        host = urlsplit(origin).hostname
+        if host != rp_id and not host.endswith("." + rp_id):
+            raise SettingsError(f"FF_WEBAUTHN_ORIGINS: {origin} is not on FF_WEBAUTHN_RP_ID={rp_id} "
+                                "(its host must be the RP id or a name under it)")
 
 
 def redact_url(url: str) -> str:

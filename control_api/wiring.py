@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 
 import peewee
 
@@ -21,6 +22,7 @@ from control_api.auth.passwords import PasswordHasher
 from control_api.auth.refusals import RefusalLog
 from control_api.auth.sealed import SealedMode, SealedPolicy
 from control_api.auth.second_factor import SecondFactors
+from control_api.auth.sso_only import SsoOnly
 from control_api.auth.stepup import StepUp
 from control_api.auth.throttle import LoginThrottle
 from control_api.auth.token_issuer import TokenIssuer
@@ -41,6 +43,9 @@ from control_api.runs.queue import RunQueue
 from control_api.runs.worker import Worker, WorkerConfig
 from control_api.settings import Settings
 from control_api.sites.catalog import SiteCatalog
+from control_api.webauthn.ceremonies import Ceremonies, RelyingParty
+from control_api.webauthn.flows import PasskeyFlows
+from control_api.webauthn.service import Passkeys, has_passkey
 
 
 @dataclasses.dataclass
@@ -87,6 +92,7 @@ def build_credentials(deps: Deps) -> CredentialService:
         lifetime=dt.timedelta(hours=deps.settings.session_max_hours),
         token_lifetime=dt.timedelta(days=deps.settings.token_max_days),
         sealed=build_sealed(deps),
+        sso_only=SsoOnly(deps.settings.sso_only),
     )
 
 
@@ -117,7 +123,19 @@ def build_caps(deps: Deps) -> LicenseCaps:
 
 def build_second_factors(deps: Deps, totp: TotpService) -> SecondFactors:
     settings = deps.settings
-    return SecondFactors(totp, build_mailer(settings), deps.clock, deps.tokens, settings.totp_only)
+    return SecondFactors(totp, build_mailer(settings), deps.clock, deps.tokens, settings.totp_only,
+                         functools.partial(has_passkey, build_relying_party(settings)))
+
+
+def build_relying_party(settings: Settings) -> RelyingParty:
+    return RelyingParty(settings.webauthn_rp_id, settings.webauthn_origins)
+
+
+def build_passkeys(deps: Deps, credentials: CredentialService, guard: CredentialGuard,
+                   totp: TotpService) -> Passkeys:
+    ceremonies = Ceremonies(build_relying_party(deps.settings), deps.clock)
+    return Passkeys(ceremonies, deps.audit, credentials, guard, deps.hasher or PasswordHasher(), totp,
+                    deps.settings.sealed_mode)
 
 
 def build_logins(deps: Deps, credentials: CredentialService, second: SecondFactors,
@@ -159,6 +177,8 @@ class Services:
     queue: RunQueue
     approvals: Approvals
     documents: DocumentService
+    passkeys: Passkeys
+    passkey_flows: PasskeyFlows
 
 
 def build_documents(deps: Deps) -> DocumentService:
@@ -179,9 +199,11 @@ def build_services(deps: Deps) -> Services:
     step_up = StepUp(settings.require_step_up, totp, guard, deps.audit, deps.clock, deps.tokens)
     accounts = AccountService(deps.audit, deps.hasher or PasswordHasher(), credentials, totp, guard,
                               deps.clock, settings.totp_only, settings.sealed_mode)
+    logins = build_logins(deps, credentials, second, guard)
+    passkeys = build_passkeys(deps, credentials, guard, totp)
     return Services(
         credentials=credentials,
-        logins=build_logins(deps, credentials, second, guard),
+        logins=logins,
         step_up=step_up,
         accounts=accounts,
         issuer=TokenIssuer(credentials, second, build_sealed(deps)),
@@ -189,6 +211,8 @@ def build_services(deps: Deps) -> Services:
         queue=build_queue(deps),
         approvals=build_approvals(deps, totp, guard),
         documents=build_documents(deps),
+        passkeys=passkeys,
+        passkey_flows=PasskeyFlows(passkeys, logins, guard, step_up),
     )
 
 

@@ -20,21 +20,23 @@ ACTIONS: tuple[Action, ...] = (
     Action("user.break_glass_created", "`weco break-glass create` made the emergency superadmin (critical)."),
     Action("auth.login", "A session started (password, and the second factor if any)."),
     Action("auth.login_failed", "A wrong password at login, with the email tried (critical for "
-                                "break-glass, marked when answered 429 by its look-alike lock)."),
+                                "break-glass, marked when answered 429 by its look-alike lock), or a "
+                                "passkey refused at a passwordless login (method webauthn, why)."),
     Action("auth.password_ok", "A right password; the second factor is asked next."),
-    Action("auth.second_factor_failed", "A wrong second-factor code at login."),
+    Action("auth.second_factor_failed", "A wrong second-factor code or a refused passkey at login."),
     Action("auth.recovery_code_used", "A TOTP recovery code was spent at login."),
     Action("auth.email_code_sent", "An email one-time code was sent."),
     Action("auth.login_refused_sealed", "Sealed mode refused an account without TOTP after its "
                                         "grace period."),
-    Action("auth.break_glass_login", "The break-glass account logged in (critical)."),
+    Action("auth.break_glass_login", "The break-glass account logged in (critical; `sso_only` says "
+                                     "whether FF_SSO_ONLY=1 was on)."),
     Action("auth.lockout", "An account was locked for 15 minutes after 5 failed checks."),
     Action("auth.login_throttled", "The first throttled credential check from an address in a 15-minute "
                                    "window (limit, kind of check, account)."),
     Action("auth.throttle_window_closed", "A throttle window ended: its exact count of refusals, in all and "
                                           "by limit (actor `system:throttle`)."),
-    Action("auth.step_up", "A step-up token was minted for one scope."),
-    Action("auth.step_up_failed", "A wrong TOTP code at step-up."),
+    Action("auth.step_up", "A step-up token was minted for one scope (method totp or webauthn)."),
+    Action("auth.step_up_failed", "A wrong TOTP code or a refused passkey at step-up."),
     Action("auth.reauth_failed", "A wrong current password or code, asked again before a change."),
     Action("auth.password_changed", "A user changed their password."),
     Action("auth.2fa_enrolment_started", "TOTP enrolment began (secret issued, not yet confirmed)."),
@@ -46,6 +48,21 @@ ACTIONS: tuple[Action, ...] = (
     Action("auth.sessions_ended", "Every session of an account ended and its pending logins (challenges) "
                                   "were deleted, with both counts (password or factor change, disable)."),
     Action("auth.tokens_revoked", "Every API token of an account was revoked (same causes)."),
+    Action("auth.webauthn_registered", "A passkey was registered (name, AAGUID, attestation format, "
+                                       "backup-eligible and backed-up flags, counter)."),
+    Action("auth.webauthn_registration_refused", "A passkey registration did not verify (why: no user "
+                                                 "verification, another origin or RP id, a used challenge)."),
+    Action("auth.webauthn_renamed", "A passkey was renamed (old and new names)."),
+    Action("auth.webauthn_removed", "A passkey was removed (with a step-up token); the account's sessions "
+                                    "and tokens end with it."),
+    Action("auth.webauthn_sign_count_regression", "A passkey assertion's signature counter did not move "
+                                                  "past the stored one: a cloned authenticator or a replay "
+                                                  "(critical; refused)."),
+    Action("auth.webauthn_flags_refused", "A passkey assertion's backup flags disagree with the registered "
+                                          "credential, e.g. device-bound now claiming to be synced "
+                                          "(critical; refused)."),
+    Action("auth.login_refused_sso_only", "FF_SSO_ONLY=1 refused a right password (or a session opened by "
+                                          "one) of an account other than break-glass."),
     Action("token.create", "An API token was made (through the API or `weco token create`)."),
     Action("token.revoke", "An API token was revoked."),
     Action("site.create", "A site was created."),

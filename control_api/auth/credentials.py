@@ -15,6 +15,9 @@ A session and a login challenge record the epoch their password was checked unde
 the transaction that inserts a session or a token re-reads the account (share-locked on
 PostgreSQL) and refuses if the epoch moved, the account was disabled or, for a mint, the
 session ended: a change that commits while a login or a mint is in flight cuts it.
+
+With FF_SSO_ONLY=1 (control_api/auth/sso_only.py) a session is also judged by how it
+was opened and a token by what minted it, at creation and at every use.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import peewee
 
 from control_api.audit.log import Actor, AuditLog
 from control_api.auth.sealed import SealedMode
+from control_api.auth.sso_only import OPERATOR, SsoOnly, SsoOnlyRefused, login_method_of
 from control_api.clock import SecretTokens, SystemClock
 from control_api.db import dialect
 from control_api.errors import ApiError, NotFound
@@ -107,6 +111,7 @@ class Principal:
     credential_id: int
     csrf_token: str | None = None
     second_factor: str | None = None  # for a session: the factor its login passed, if any
+    login_method: str | None = None  # for a session: how it was opened (sso_only.login_method_of)
 
 
 class CredentialService:
@@ -119,6 +124,7 @@ class CredentialService:
         lifetime: dt.timedelta,
         token_lifetime: dt.timedelta,
         sealed: SealedMode,
+        sso_only: SsoOnly | None = None,
     ) -> None:
         self.audit = audit
         self.clock = clock
@@ -127,6 +133,7 @@ class CredentialService:
         self.lifetime = lifetime
         self.token_lifetime = token_lifetime
         self.sealed = sealed
+        self.sso_only = sso_only or SsoOnly(False)
 
     # -- sessions -----------------------------------------------------------------
 
@@ -137,6 +144,12 @@ class CredentialService:
         decided in the insert's own transaction. None: the current epoch (the operator)."""
         value = self.tokens.token(32)
         now = self.clock.now()
+        login_method = login_method_of((metadata or {}).get("method"))
+        refused = self.sso_only.refuses_login(user, login_method, second_factor)
+        if refused is not None:
+            self.audit.record_alone(actor, "auth.login_refused_sso_only", f"user:{user.id}",
+                                    {"login_method": login_method, "second_factor": second_factor})
+            raise SsoOnlyRefused(refused)
         with self.audit.mutation():
             current = self._account_for_insert(user)
             if current is None or (epoch is not None and current.credential_epoch != epoch):
@@ -151,6 +164,7 @@ class CredentialService:
                 user_agent=actor.user_agent[:512],
                 second_factor=second_factor,
                 credential_epoch=current.credential_epoch,
+                login_method=login_method,
             )
             self.audit.record(actor, "auth.login", f"user:{user.id}",
                               {"session": session.id, **(metadata or {})})
@@ -184,9 +198,12 @@ class CredentialService:
             # Sealed mode's grace is over and this login did not pass TOTP: like a stale
             # cookie (anonymous, so logging in again still works and says why it is refused).
             return None
+        if self.sso_only.refuses_login(session.user, session.login_method, session.second_factor):
+            return None  # a password session under FF_SSO_ONLY=1, say one opened before the switch
         if now - session.last_seen_at >= _TOUCH_EVERY:
             Session.update(last_seen_at=now).where(Session.id == session.id).execute()
-        return Principal(session.user, "session", session.id, csrf_token_for(value), session.second_factor)
+        return Principal(session.user, "session", session.id, csrf_token_for(value), session.second_factor,
+                         session.login_method)
 
     def end_all_access(self, user: User, actor: Actor, reason: str) -> None:
         """Every session of `user` ends, every API token and pending login challenge is
@@ -256,16 +273,21 @@ class CredentialService:
         try:
             with self.audit.mutation():
                 current = self._account_for_insert(user)
+                minted_via = OPERATOR
                 if session_id is not None:
-                    self._check_minting_session(session_id, current, now)
+                    minted_via = login_method_of(self._check_minting_session(session_id, current, now))
                 elif current is None:
                     raise ValueError("this account is disabled")
+                refused = self.sso_only.refuses_token(minted_via)
+                if refused is not None:
+                    raise SsoOnlyRefused(refused)
                 token = ApiToken.create(
                     token_hash=digest(value),
                     user=user,
                     name=name,
                     created_at=now,
                     expires_at=expires_at,
+                    minted_via=minted_via,
                 )
                 expires = expires_at.isoformat() + "Z"
                 self.audit.record(actor, "token.create", f"token:{token.id}",
@@ -274,7 +296,8 @@ class CredentialService:
             raise TokenNameTaken(f"this user already has a token named {name!r}") from None
         return value, token
 
-    def _check_minting_session(self, session_id: int, account: User | None, now: dt.datetime) -> None:
+    def _check_minting_session(self, session_id: int, account: User | None, now: dt.datetime) -> str | None:
+        """The minting session's login method, if it may still mint (else AccessChanged)."""
         query = Session.select().where(Session.id == session_id)
         if dialect(self.audit.db) == "postgresql":
             query = query.for_update("FOR SHARE")  # a logout waits for the mint, or the mint sees it
@@ -283,6 +306,7 @@ class CredentialService:
                 or session.revoked_at is not None or now >= session.expires_at
                 or session.credential_epoch != account.credential_epoch):
             raise AccessChanged("this session ended or the account's credentials changed: log in again")
+        return session.login_method
 
     def token_expiry(self, token: ApiToken) -> dt.datetime:
         """When the token stops working: its own expiry, or FF_TOKEN_MAX_DAYS after its
@@ -304,6 +328,9 @@ class CredentialService:
         if deadline is not None:
             raise TokenSealed(f"sealed mode: API tokens of accounts without TOTP stopped working at "
                               f"{deadline.isoformat()}Z; enrol TOTP, then make a new token")
+        refused = self.sso_only.refuses_token(token.minted_via)
+        if refused is not None:
+            raise SsoOnlyRefused(refused)
         if token.last_used_at is None or now - token.last_used_at >= _TOUCH_EVERY:
             ApiToken.update(last_used_at=now).where(ApiToken.id == token.id).execute()
         return Principal(token.user, "token", token.id)

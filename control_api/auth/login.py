@@ -12,6 +12,7 @@ from control_api.auth.credentials import CredentialService, Principal
 from control_api.auth.guard import Check, CredentialGuard, TooManyAttempts, password_check
 from control_api.auth.sealed import SealedMode
 from control_api.auth.second_factor import SecondFactorError, SecondFactors
+from control_api.auth.sso_only import SsoOnlyRefused
 from control_api.auth.users import UserService, email_key, find_by_email
 from control_api.errors import ApiError
 from control_api.models import User
@@ -74,7 +75,13 @@ class LoginService:
         methods, deadline = self.factors(user)
         # The password was right; when the account has a second factor, only that proves its holder.
         self.guard.passed(check, actor, proves_account=not methods)
-        if "totp" not in methods and deadline is not None and self.sealed.clock.now() >= deadline:
+        # FF_SSO_ONLY=1: said only to whoever knows the password; break-glass goes on to its factor.
+        refused = self.credentials.sso_only.refuses_login(user, "password", methods[0] if methods else None)
+        if refused is not None:
+            self.audit.record_alone(actor, "auth.login_refused_sso_only", f"user:{user.id}",
+                                    {"login_method": "password", "break_glass": user.break_glass})
+            raise SsoOnlyRefused(refused)
+        if deadline is not None and self.sealed.clock.now() >= deadline:
             self.audit.record_alone(actor, "auth.login_refused_sealed", f"user:{user.id}")
             raise SealedModeRefused(deadline)
         if methods:
@@ -126,9 +133,16 @@ class LoginService:
         if previous is not None and previous.via == "session":
             self.credentials.end_session(previous.credential_id, actor, "auth.session_replaced")
         user_actor = Actor(f"user:{user.id}", actor.source_ip, actor.user_agent)
-        second_factor = None if method == "password" else method
+        # A passkey login is its own strong factor (sealed mode counts it like TOTP).
+        second_factor = {"password": None, "passkey": "webauthn"}.get(method, method)
         value, _ = self.credentials.start_session(user, user_actor, {"method": method}, second_factor, epoch)
         if user.break_glass:
             self.audit.record_alone(user_actor, "auth.break_glass_login", f"user:{user.id}",
-                                    {"severity": "critical", "notice": "break-glass account used"})
+                                    {"severity": "critical", "notice": "break-glass account used",
+                                     "sso_only": self.credentials.sso_only.enabled})
         return value
+
+    def issue_session(self, user: User, actor: Actor, previous: Principal | None, method: str,
+                      epoch: int) -> str:
+        """A session for a login another module verified (a passkey): see _session."""
+        return self._session(user, actor, previous, method, epoch)

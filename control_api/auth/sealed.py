@@ -3,7 +3,9 @@ that began when sealed mode was first seen is over. It decides for logins (which
 factors a login may use, and until when an account without TOTP may still log in
 to enrol), for API tokens (a token of an account without TOTP stops working at that
 same moment) and for sessions (one whose login did not pass TOTP stops then too, so a
-password login made just before the deadline does not last its 12 hours past it)."""
+password login made just before the deadline does not last its 12 hours past it).
+
+A passkey (WebAuthn with user verification) counts like TOTP: it is the stronger factor."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import datetime as dt
 
 from control_api.clock import SystemClock
 from control_api.models import SystemState, TotpCredential, User
+from control_api.webauthn.models import WebauthnCredential
 
 SEALED_SINCE = "sealed_mode_first_seen"
-TOTP_FACTORS = ("totp", "recovery_code")  # a recovery code is TOTP's own fallback
+TOTP_FACTORS = ("totp", "recovery_code", "webauthn")  # a recovery code is TOTP's own fallback
+STRONG_METHODS = ("totp", "webauthn")  # what an account must have to get in under sealed mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +40,8 @@ class SealedMode:
         if not self.policy.enabled:
             return methods, None
         methods = [m for m in methods if m != "email_code"]
-        return methods, None if "totp" in methods else self.since() + self.policy.grace
+        strong = any(m in STRONG_METHODS for m in methods)
+        return methods, None if strong else self.since() + self.policy.grace
 
     def refuses_token_of(self, user: User) -> dt.datetime | None:
         """The deadline that has passed, if sealed mode refuses this user's API tokens now."""
@@ -44,7 +49,7 @@ class SealedMode:
             return None
         confirmed = TotpCredential.select().where(
             (TotpCredential.user == user) & TotpCredential.confirmed_at.is_null(False))
-        if confirmed.exists():
+        if confirmed.exists() or WebauthnCredential.select().where(WebauthnCredential.user == user).exists():
             return None
         deadline = self.since() + self.policy.grace
         return deadline if self.clock.now() >= deadline else None

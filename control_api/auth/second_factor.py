@@ -1,5 +1,5 @@
 """The second step of a login: short-lived challenges, and the factors that answer
-them (TOTP, a recovery code, or a code sent by email).
+them (TOTP, a recovery code, a code sent by email, or a passkey: control_api/webauthn).
 
 A challenge's lifetime runs from its creation: 5 minutes, or 10 once an email code is
 asked for (mail can be slow), however often a code is resent. It carries the user's
@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 
 from control_api.auth.credentials import digest
 from control_api.auth.mailer import MailError, SmtpMailer
@@ -45,9 +46,11 @@ class SecondFactors:
     the caller's decision, made once: LoginService checks before calling in here."""
 
     def __init__(self, totp: TotpService, mailer: SmtpMailer | None, clock: SystemClock,
-                 tokens: SecretTokens, totp_only: bool) -> None:
+                 tokens: SecretTokens, totp_only: bool,
+                 has_passkey: Callable[[User], bool] | None = None) -> None:
         self.totp, self.mailer, self.clock, self.tokens = totp, mailer, clock, tokens
         self.totp_only = totp_only
+        self.has_passkey = has_passkey or (lambda user: False)
 
     def methods(self, user: User) -> list[str]:
         methods = []
@@ -58,6 +61,8 @@ class SecondFactors:
                 methods.append("recovery_code")
         if user.email_2fa_at is not None and not self.totp_only and self.mailer is not None:
             methods.append("email_code")
+        if self.has_passkey(user):
+            methods.append("webauthn")  # answered at /api/auth/login/webauthn, never with a code
         return methods
 
     def open_challenge(self, user: User) -> str:
@@ -128,12 +133,16 @@ class SecondFactors:
             ok = self.totp.check(user, code, unix_seconds(now))
         elif method == "recovery_code":
             ok = self.totp.use_recovery_code(user, code, now)
-        else:
+        elif method == "email_code":
             fresh = LoginChallenge.get_by_id(challenge.id)
             ok = (fresh.email_code_hash is not None and fresh.email_code_expires_at > now
                   and hmac.compare_digest(fresh.email_code_hash, _email_code_hash(challenge.id, code)))
-        if ok:
-            used = LoginChallenge.update(used_at=now).where(
-                (LoginChallenge.id == challenge.id) & LoginChallenge.used_at.is_null()).execute()
-            return used == 1
-        return False
+        else:
+            ok = False  # a passkey is not a code: see control_api/webauthn/flows.py
+        return self.close(challenge) if ok else False
+
+    def close(self, challenge: LoginChallenge) -> bool:
+        """End a challenge its right answer met; False if another answer ended it first."""
+        used = LoginChallenge.update(used_at=self.clock.now()).where(
+            (LoginChallenge.id == challenge.id) & LoginChallenge.used_at.is_null()).execute()
+        return used == 1

@@ -1,6 +1,8 @@
 """Step-up for destructive routes (FF_REQUIRE_STEP_UP=1): a token minted from a fresh
-TOTP code, valid 5 minutes, bound to the user, the session and one scope. The code is
-a credential check like any other: throttled, and audited whether right or wrong."""
+TOTP code or a passkey assertion (control_api/webauthn/flows.py), valid 5 minutes, bound
+to the user, the session and one scope. The check is a credential check like any
+other: throttled, and audited whether right or wrong. Removing a passkey needs a step-up
+token whatever FF_REQUIRE_STEP_UP says (`check(..., always=True)`)."""
 
 from __future__ import annotations
 
@@ -40,22 +42,31 @@ class StepUp:
         if principal.via != "session" or scope not in SCOPES:
             raise StepUpRefused("step-up needs a cookie session and one of the scopes: " + ", ".join(SCOPES))
         if self.totp.credential(user) is None:
-            raise StepUpRefused("step-up needs TOTP: enrol it at POST /api/me/totp")
+            raise StepUpRefused("step-up needs TOTP (enrol it at POST /api/me/totp) or a passkey "
+                                "(POST /api/auth/step-up/webauthn/options)")
         check = Check("step_up", email_key(user.email), f"user:{user.id}")
         now = self.clock.now()
         if not self.guard.run(check, actor, lambda: self.totp.check(user, code, unix_seconds(now)),
                               proves_account=True, metadata={"scope": scope}):
             raise StepUpRefused("the code is not right")
+        return self.issue(principal, scope, actor, "totp")
+
+    def issue(self, principal: Principal, scope: str, actor: Actor, method: str) -> tuple[str, dt.datetime]:
+        """The step-up token, once `method` proved the session's user (checked by the caller)."""
+        now = self.clock.now()
         value = self.tokens.token(32)
         with self.audit.mutation():
-            token = StepUpToken.create(token_hash=digest(value), user=user, session=principal.credential_id,
-                                       scope=scope, expires_at=now + LIFETIME)
-            self.audit.record(actor, "auth.step_up", f"user:{user.id}", {"scope": scope, "step_up": token.id})
+            token = StepUpToken.create(token_hash=digest(value), user=principal.user,
+                                       session=principal.credential_id, scope=scope,
+                                       expires_at=now + LIFETIME)
+            self.audit.record(actor, "auth.step_up", f"user:{principal.user.id}",
+                              {"scope": scope, "step_up": token.id, "method": method})
         return value, now + LIFETIME
 
-    def check(self, req: falcon.Request, scope: str) -> None:
-        """Raise 403 unless step-up is off or the request carries a live token for `scope`."""
-        if not self.required:
+    def check(self, req: falcon.Request, scope: str, always: bool = False) -> None:
+        """Raise 403 unless step-up is off (and not `always` needed) or the request carries a
+        live token for `scope`."""
+        if not (self.required or always):
             return
         principal, value = req.context.principal, req.get_header(HEADER) or ""
         token = StepUpToken.get_or_none(StepUpToken.token_hash == digest(value)) if value else None
@@ -65,4 +76,5 @@ class StepUp:
             raise falcon.HTTPForbidden(
                 title="Step-up required",
                 description=f"this action needs a fresh step-up token for scope '{scope}' in {HEADER} "
-                            "(POST /api/auth/step-up with a TOTP code)")
+                            "(POST /api/auth/step-up with a TOTP code, or with a passkey at "
+                            "/api/auth/step-up/webauthn)")

@@ -9,7 +9,8 @@ least what a login needs:
 - under sealed mode, an account with TOTP and a session that passed TOTP (or one of
   its recovery codes): a password-only login in the grace period cannot mint one;
 - with FF_REQUIRE_STEP_UP=1, a step-up token for scope token.create (checked by the
-  route, like every step-up scope).
+  route, like every step-up scope);
+- with FF_SSO_ONLY=1, a session opened by SAML, OIDC or a passkey (see sso_only.py).
 
 An account with no second factor at all, outside sealed mode, may mint tokens from a
 password session: the password is all it has, and its tokens are revoked when that
@@ -23,7 +24,7 @@ import datetime as dt
 
 from control_api.audit.log import Actor
 from control_api.auth.credentials import CredentialService, Principal, TokenNameTaken
-from control_api.auth.sealed import TOTP_FACTORS, SealedMode
+from control_api.auth.sealed import STRONG_METHODS, TOTP_FACTORS, SealedMode
 from control_api.auth.second_factor import SecondFactors
 from control_api.errors import ApiError
 from control_api.models import ApiToken
@@ -42,12 +43,15 @@ class TokenIssuer:
         if principal.via != "session":
             raise TokenRefused("API tokens are minted from a login session, not from another token")
         methods, _ = self.sealed.narrow(self.second.methods(principal.user))
-        if self.sealed.enabled and "totp" not in methods:
+        if self.sealed.enabled and not any(m in STRONG_METHODS for m in methods):
             raise TokenRefused("sealed mode: minting an API token needs TOTP; enrol it at POST /api/me/totp")
         if self.sealed.enabled and principal.second_factor not in TOTP_FACTORS:
             raise TokenRefused("sealed mode: minting an API token needs a session that passed TOTP")
         if methods and principal.second_factor is None:
             raise TokenRefused("this account has a second factor: log in with it to mint an API token")
+        refused = self.credentials.sso_only.refuses_token(principal.login_method)
+        if refused is not None:
+            raise TokenRefused(refused)
 
     def mint(self, principal: Principal, name: str, days: int | None, actor: Actor) -> tuple[str, ApiToken]:
         """A new token for the caller; `days` None means FF_TOKEN_MAX_DAYS."""
