@@ -1,0 +1,125 @@
+"""The deploy benchmark again, now from the document store: 500 PDFs (about 200 MB)
+uploaded through the API (scanned, flattened, stored by SHA-256), then deployed to 3
+test hosts, against a raw rsync of the same release tree to the same hosts (goal: ratio
+<= 1.5). The deploy builds its tree from hard links and its manifest from the stored
+digests (the controller hashes no PDF); each host still verifies every file.
+
+Each PDF carries a JPEG of noise (Ghostscript passes JPEG data through), so the
+flattened copies keep their size. Hosts are real systemd-nspawn Debian targets.
+
+    .venv/bin/python -m bench.document_deploy [--pdfs 500] [--size 400000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pikepdf
+import requests
+from pikepdf import Dictionary, Name
+from PIL import Image
+
+from bench.site_deploy import Api, raw_rsync
+from tests.control_api.documents import samples
+from tests.peers.clamd import Clamd
+from tests.peers.server import WecoServer, superadmin_token
+from tests.peers.testhosts import booted, harness_key
+
+
+def noisy_pdf(number: int, size: int) -> bytes:
+    """One page showing a JPEG of noise of about `size` bytes (distinct per number)."""
+    side = int((size / 1.2) ** 0.5)  # noise at quality 95: about 1.2 bytes a pixel
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    jpeg = io.BytesIO()
+    image.save(jpeg, format="JPEG", quality=95)
+    pdf = pikepdf.Pdf.open(io.BytesIO(samples.clean(pages=1, text=f"Disclosure {number}")))
+    stream = pdf.make_stream(jpeg.getvalue())
+    stream.Type, stream.Subtype, stream.Filter = Name.XObject, Name.Image, Name.DCTDecode
+    stream.Width, stream.Height, stream.ColorSpace, stream.BitsPerComponent = side, side, Name.DeviceRGB, 8
+    page = pdf.pages[0]
+    page.Resources.XObject = Dictionary(Im0=stream)
+    page.Contents = pdf.make_stream(page.Contents.read_bytes() + b"\nq 400 0 0 400 100 200 cm /Im0 Do Q")
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def slowest_tasks(api: Api, run_id: int) -> list[tuple[float, str]]:
+    """(seconds, task) of the run's five longest task results, to say where the time went."""
+    events = api.call("GET", f"/api/runs/{run_id}/events", params={"limit": "500"})["events"]
+    timed = [(float(e["data"].get("duration") or 0), f"{e['host']}: {e['task']}") for e in events
+             if e["event"] in ("runner_on_ok", "runner_on_changed") and e["data"].get("duration")]
+    return sorted(timed, reverse=True)[:5]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pdfs", type=int, default=500)
+    parser.add_argument("--size", type=int, default=400_000, help="bytes per PDF")
+    args = parser.parse_args()
+    key = harness_key()
+    clamd = Clamd().start()
+    try:
+        with tempfile.TemporaryDirectory() as data_dir, booted("dd", 70, 3) as hosts:
+            data = Path(data_dir)
+            env = {"FF_ENV": "dev", "FF_DATA_DIR": data_dir, "FF_CLAMD_SOCKET": clamd.socket}
+            token = superadmin_token(env)
+            server = WecoServer(env).start()
+            try:
+                api = Api(server, token)
+                api.call("POST", "/api/sites", json={"slug": "bench", "domain": "bench.example.test"})
+                for host in hosts:
+                    made = api.call("POST", "/api/hosts", json={
+                        "name": host.name, "address": host.address, "ssh_private_key": Path(key).read_text(),
+                        "ssh_host_key": host.host_key_line(), "vars": {"site_deploy_tls": False}})
+                    api.call("PUT", f"/api/sites/bench/hosts/{made['id']}")
+
+                def send(number: int) -> dict:
+                    response = requests.post(f"{server.base}/api/sites/bench/documents",
+                                             data=noisy_pdf(number, args.size),
+                                             params={"filename": f"disclosure-{number:04d}.pdf"},
+                                             headers={**api.headers, "Content-Type": "application/pdf"},
+                                             timeout=300)
+                    assert response.status_code == 201, response.text
+                    return response.json()
+
+                started = time.perf_counter()
+                with ThreadPoolExecutor(4) as pool:
+                    documents = list(pool.map(send, range(args.pdfs)))
+                uploading = time.perf_counter() - started
+                total = sum(d["size"] for d in documents)
+
+                ours, run = api.deploy("bench")
+                slowest = slowest_tasks(api, run["id"])
+                tree = data / "runs" / str(run["id"]) / "site" / "tree"
+                started = time.perf_counter()
+                for host in hosts:
+                    raw_rsync(tree, host, key, "/srv/raw-sequential")
+                sequential = time.perf_counter() - started
+                started = time.perf_counter()
+                with ThreadPoolExecutor(3) as pool:
+                    list(pool.map(lambda h: raw_rsync(tree, h, key, "/srv/raw-parallel"), hosts))
+                parallel = time.perf_counter() - started
+            finally:
+                server.stop()
+    finally:
+        clamd.stop()
+    print(f"uploaded {args.pdfs} PDFs through the API (4 at a time): {uploading:.1f} s "
+          f"({uploading / args.pdfs * 1000:.0f} ms each)")
+    print(f"release from the store: {len(documents)} PDFs + index, {total / 1e6:.1f} MB, to 3 hosts")
+    print(f"raw rsync of the release tree, one host after another: {sequential:.2f} s")
+    print(f"raw rsync of the release tree, 3 hosts in parallel:    {parallel:.2f} s")
+    print(f"API-triggered deploy from the store, POST to finished: {ours:.2f} s")
+    print(f"ratio ours/raw sequential: {ours / sequential:.2f}; ours/raw parallel: {ours / parallel:.2f} "
+          f"(goal <= 1.5)")
+    print("slowest tasks: " + "; ".join(f"{task} {seconds:.2f} s" for seconds, task in slowest))
+
+
+if __name__ == "__main__":
+    main()
