@@ -42,9 +42,11 @@ CONFIG = {
         # Valid by the schema yet refused with 400 by design: the server checks what a
         # schema cannot say (an SSH key that parses; a site or hosts that exist and that
         # the caller may use). The check stays on for every other answer.
-        # So are WebAuthn responses: a schema cannot make a signature verify, nor a name printable.
+        # So are WebAuthn responses: a schema cannot make a signature verify, nor a name printable;
+        # and an approval's parameters, or an explain target, of the kind its action names.
         {"include-operation-id": ["createHost", "requestRun", "registerPasskey", "renamePasskey",
-                                  "passkeySecondFactor", "passkeyLogin", "passkeyStepUp"],
+                                  "passkeySecondFactor", "passkeyLogin", "passkeyStepUp",
+                                  "requestApproval", "explainAccess"],
          "checks": {"positive_data_acceptance": {
              "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]}}},
         # An upload valid by the schema is random bytes: the server refuses what is no PDF
