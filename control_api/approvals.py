@@ -157,7 +157,7 @@ class Approvals:
     def admit(self, user: User, action: str, params: dict, header: str | None, actor: Actor) -> int:
         """The id of a request that approves exactly this action by this user now, or
         ApprovalRefused (audited). Consume it with `consume` in the action's transaction."""
-        if header is None or not header.isdigit() or len(header) > 18:
+        if header is None or not (header.isascii() and header.isdigit()) or len(header) > 18:
             raise ApprovalRefused(f"{action} needs four-eyes approval: POST /api/approvals, have another "
                                   f"superadmin approve it, then send its id in {HEADER}")
         request = self._open(int(header), actor)

@@ -195,7 +195,8 @@ def explain(user_id: int, action: str, target: str) -> Decision:
     if kind == "site":
         found = Site.get_or_none(Site.slug == name)
     else:
-        found = Host.get_or_none(Host.id == int(name)) if name.isdigit() and len(name) <= 18 else None
+        digits = name.isascii() and name.isdigit() and len(name) <= 18
+        found = Host.get_or_none(Host.id == int(name)) if digits else None
     if found is None:
         raise NotFound(f"there is no {target}", title=f"No such {kind}")
     return decide(user, action, found)

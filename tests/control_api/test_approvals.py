@@ -270,3 +270,12 @@ def test_the_digest_binds_action_and_exact_parameters():
     assert base == action_digest("site.delete", {"slug": "acme"})
     assert base != action_digest("site.delete", {"slug": "acme2"})
     assert base != action_digest("host.delete", {"slug": "acme"})
+
+
+def test_an_approval_id_in_other_digits_is_no_id(client, clock, people, site):
+    seeds, t = people
+    request = ask(client, t["root"]).json
+    approve(client, t["ann"], request["id"], code(seeds, "ann", clock))
+    arabic = "".join(chr(0x0660 + int(d)) for d in str(request["id"]))  # int() would read these
+    refused = client.simulate_delete("/api/sites/acme", headers=dict(t["root"], **{"X-Approval": arabic}))
+    assert refused.status_code in (400, 403) and Site.select().exists()
