@@ -22,6 +22,7 @@ from control_api.resources import (
     webauthn,
 )
 from control_api.resources import host_keys as host_keys_api
+from control_api.resources import sso as sso_api
 from control_api.wiring import Deps
 
 
@@ -74,6 +75,7 @@ def create_app(deps: Deps) -> falcon.App:
     add_document_routes(app, deps, svc)
 
     add_host_key_routes(app, deps, svc)
+    add_sso_routes(app, deps, svc, cookie)
 
     check_declared(app)
     return app
@@ -126,6 +128,16 @@ def add_document_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> No
     app.add_route("/api/sites/{slug}/documents/order", documents.DocumentOrder(svc.documents))
     app.add_route("/api/sites/{slug}/documents/{document_id:id}",
                   documents.DocumentItem(svc.documents, svc.step_up))
+
+
+def add_sso_routes(app: falcon.App, deps: Deps, svc: wiring.Services, cookie: auth.CookiePolicy) -> None:
+    sso = wiring.build_sso(deps, svc.credentials, svc.catalog)
+    secure = not deps.settings.is_dev
+    app.add_route("/api/auth/saml/metadata", sso_api.SamlMetadata(sso.saml))
+    app.add_route("/api/auth/saml/login", sso_api.SamlLogin(sso.saml, secure))
+    app.add_route("/api/auth/saml/acs", sso_api.SamlAcs(sso.saml, cookie, secure))
+    app.add_route("/api/auth/oidc/login", sso_api.OidcLogin(sso.oidc, secure))
+    app.add_route("/api/auth/oidc/callback", sso_api.OidcCallback(sso.oidc, cookie, secure))
 
 
 def check_declared(app: falcon.App) -> None:

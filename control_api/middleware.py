@@ -20,6 +20,10 @@ access_log = logging.getLogger("control_api.access")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
+# The SAML ACS is the one unsafe route another site posts to by design (the IdP's page
+# submits a form: SAML Bindings §3.5). It is served anonymously, whatever cookie the
+# browser sends, and is protected by the signed assertion and the login's binding cookie.
+CROSS_SITE_POST_PATHS = frozenset({"/api/auth/saml/acs"})
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -172,6 +176,8 @@ class Authentication:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         unsafe = req.method not in SAFE_METHODS
+        if unsafe and req.path in CROSS_SITE_POST_PATHS and req.get_header("Authorization") is None:
+            return  # anonymous (see CROSS_SITE_POST_PATHS)
         if unsafe and (req.get_header("Sec-Fetch-Site") or "").lower() == "cross-site":
             raise falcon.HTTPForbidden(
                 title="Cross-site request refused",

@@ -111,6 +111,71 @@ def _ca_file(raw: str) -> str:
     return raw
 
 
+def _base_url(raw: str) -> str:
+    """Empty, or an http(s) origin with an optional path, without query or fragment."""
+    if raw:
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError
+        return raw.rstrip("/")
+    return raw
+
+
+def _readable_file(raw: str) -> str:
+    if raw and not (os.access(raw, os.R_OK) and Path(raw).is_file()):
+        raise ValueError
+    return raw
+
+
+def _group_map(raw: str) -> str:
+    from control_api.sso.groups import GroupMap, GroupMapError
+
+    try:
+        GroupMap.load(raw)
+    except GroupMapError:
+        raise ValueError from None
+    return raw
+
+
+def _scopes(raw: str) -> str:
+    if "openid" not in raw.split() or not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e ]+", raw):
+        raise ValueError
+    return raw
+
+
+_JWS_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def _jws_algorithms(raw: str) -> tuple:
+    names = tuple(part.strip() for part in raw.split(","))
+    if not names or not all(name in _JWS_ALGORITHMS for name in names):
+        raise ValueError
+    return names
+
+
+def _check_sso(values: dict) -> None:
+    """SAML and OIDC each need the settings they cannot work without; cleartext only in dev."""
+    saml, oidc = values["saml_idp_metadata"], values["oidc_issuer"]
+    dev = values["env"] == "dev"
+    if saml or oidc:
+        for name in ("sso_base_url", "sso_group_map"):
+            if not values[name]:
+                raise SettingsError(f"FF_{name.upper()} is required when SAML or OIDC is on")
+        if values["sso_base_url"].startswith("http:") and not dev:
+            raise SettingsError("FF_SSO_BASE_URL: http:// is allowed only with FF_ENV=dev")
+    if saml:
+        for name in ("saml_sp_key", "saml_sp_cert"):
+            if not values[name]:
+                raise SettingsError(f"FF_{name.upper()} is required with FF_SAML_IDP_METADATA")
+        if not values["saml_sp_entity_id"]:
+            values["saml_sp_entity_id"] = values["sso_base_url"] + "/api/auth/saml/metadata"
+    if oidc:
+        if not values["oidc_client_id"]:
+            raise SettingsError("FF_OIDC_CLIENT_ID is required with FF_OIDC_ISSUER")
+        if oidc.startswith("http:") and not dev:
+            raise SettingsError("FF_OIDC_ISSUER: http:// is allowed only with FF_ENV=dev")
+
+
 def _provider_uris(raw: str) -> str:
     """Empty, one key-provider URI, or a JSON list of them (keyproviders resolves them)."""
     from keyproviders.resolver import SCHEMES, KeyProviderError, parse_provider_list
@@ -285,6 +350,49 @@ SPECS: tuple[Spec, ...] = (
          "1: only single sign-on (SAML, OIDC) and passkey logins mint sessions; password logins, password "
          "sessions and API tokens minted from them are refused. The break-glass account may still log in "
          "with its password and second factor, always recorded as critical.", _switch),
+    Spec("FF_SSO_BASE_URL", "", "empty or https://HOST[:PORT] (http:// with FF_ENV=dev only)",
+         "The API's public address as browsers and IdPs reach it: the SAML ACS and the OIDC redirect URI "
+         "are made from it. Required when SAML or OIDC is on.", _base_url),
+    Spec("FF_SSO_GROUP_MAP", "", "empty or a JSON file (see the IdP guide)",
+         "IdP groups to role (the highest wins) and to site and host grants (the union), set on every SSO "
+         "login of an IdP-managed account. Checked at start-up. Required when SAML or OIDC is on.",
+         _group_map),
+    Spec("FF_SAML_IDP_METADATA", "", "empty or the IdP's metadata XML file (exactly one IdP)",
+         "Turns the SAML service provider on. The assertion's signature is checked against this file's "
+         "certificates only, never one the message carries.", _readable_file),
+    Spec("FF_SAML_SP_ENTITY_ID", "", "empty or a URI",
+         "Our entity id (the audience assertions must name). Empty: FF_SSO_BASE_URL/api/auth/saml/metadata.",
+         str),
+    Spec("FF_SAML_SP_KEY", "", "empty or a PEM RSA private key file (mode 0600)",
+         "Signs our metadata and AuthnRequests (RSA-SHA256). Required with SAML.", _readable_file),
+    Spec("FF_SAML_SP_CERT", "", "empty or a PEM certificate file",
+         "The certificate of FF_SAML_SP_KEY, published in our metadata. Required with SAML.", _readable_file),
+    Spec("FF_SAML_IDP_INITIATED", "0", "0 | 1",
+         "1: accept responses the IdP sends unasked (no InResponseTo). 0: only answers to a login this "
+         "browser started here.", _switch),
+    Spec("FF_SAML_GROUPS_ATTRIBUTE", "groups", "an attribute name",
+         "The assertion attribute that lists the user's groups.", _nonempty),
+    Spec("FF_OIDC_ISSUER", "", "empty or the provider's issuer URL (https://; http:// with FF_ENV=dev only)",
+         "Turns the OpenID Connect relying party on; ID tokens must carry exactly this iss.", _base_url),
+    Spec("FF_OIDC_DISCOVERY_FILE", "", "empty or a JSON file",
+         "The provider's discovery document from a file (air-gapped). Empty: fetched from "
+         "FF_OIDC_ISSUER/.well-known/openid-configuration.", _readable_file),
+    Spec("FF_OIDC_CLIENT_ID", "", "empty or the client id the provider gave",
+         "Our client id (the audience ID tokens must name). Required with OIDC.", str),
+    Spec("FF_OIDC_CLIENT_SECRET_FILE", "", "empty or a file holding the client secret",
+         "The client secret, for a confidential client (client_secret_basic). Empty: a public client "
+         "(PKCE only).", _readable_file),
+    Spec("FF_OIDC_SCOPES", "openid email profile", "space-separated scopes including openid",
+         "Scopes asked for at login.", _scopes),
+    Spec("FF_OIDC_GROUPS_CLAIM", "groups", "a claim name",
+         "The ID token claim that lists the user's groups.", _nonempty),
+    Spec("FF_OIDC_ALGORITHMS", "RS256,PS256,ES256",
+         "comma-separated, of RS256..512, PS256..512, ES256..512, EdDSA",
+         "ID token signature algorithms accepted (asymmetric only: never none, never HMAC).",
+         _jws_algorithms),
+    Spec("FF_OIDC_CA_FILE", "", "empty or a readable file of PEM CA certificates",
+         "CA certificates the provider's TLS certificate must chain to. Empty: the system's trust store.",
+         _ca_file),
     Spec("FF_SMTP_URL", "", "empty, smtp://[USER:PASS@]HOST:PORT, smtp+starttls://... or smtps://...",
          "Mail server for email one-time codes. Empty: email codes are unavailable. smtp+starttls "
          "(STARTTLS required) and smtps (implicit TLS) verify the server's certificate and name; "
@@ -438,6 +546,22 @@ class Settings:
     jit_ttl_minutes: int
     jit_approvers: int
     token_max_days: int
+    sso_base_url: str
+    sso_group_map: str
+    saml_idp_metadata: str
+    saml_sp_entity_id: str
+    saml_sp_key: str
+    saml_sp_cert: str
+    saml_idp_initiated: bool
+    saml_groups_attribute: str
+    oidc_issuer: str
+    oidc_discovery_file: str
+    oidc_client_id: str
+    oidc_client_secret_file: str
+    oidc_scopes: str
+    oidc_groups_claim: str
+    oidc_algorithms: tuple
+    oidc_ca_file: str
     webauthn_rp_id: str
     webauthn_origins: tuple[str, ...]
     sso_only: bool
@@ -521,6 +645,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if values["sealed_mode"] and not values["totp_only"]:
         raise SettingsError("FF_SEALED_MODE=1 is not allowed without FF_TOTP_ONLY=1: sealed mode means TOTP")
     _check_siem(values)
+    _check_sso(values)
     _check_webauthn(values)
     if values["license_public_key"] and values["env"] != "dev":
         raise SettingsError("FF_LICENSE_PUBLIC_KEY is allowed only with FF_ENV=dev: production trusts the "

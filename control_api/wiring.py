@@ -43,6 +43,11 @@ from control_api.runs.queue import RunQueue
 from control_api.runs.worker import Worker, WorkerConfig
 from control_api.settings import Settings
 from control_api.sites.catalog import SiteCatalog
+from control_api.sso.accounts import SsoAccounts
+from control_api.sso.groups import GroupMap, GroupSync
+from control_api.sso.oidc import OidcRelyingParty, OidcSettings
+from control_api.sso.pending import PendingLogins
+from control_api.sso.saml import SamlServiceProvider, SamlSettings
 from control_api.webauthn.ceremonies import Ceremonies, RelyingParty
 from control_api.webauthn.flows import PasskeyFlows
 from control_api.webauthn.service import Passkeys, has_passkey
@@ -154,6 +159,41 @@ def build_approvals(deps: Deps, totp: TotpService, guard: CredentialGuard) -> Ap
     policy = ApprovalPolicy(settings.jit_required, dt.timedelta(minutes=settings.jit_ttl_minutes),
                             settings.jit_approvers)
     return Approvals(policy, deps.audit, deps.clock, totp, guard, build_mailer(settings))
+
+
+@dataclasses.dataclass(frozen=True)
+class SsoServices:
+    saml: SamlServiceProvider | None
+    oidc: OidcRelyingParty | None
+
+
+def build_sso(deps: Deps, credentials: CredentialService, catalog: SiteCatalog) -> SsoServices:
+    """The SAML SP and the OIDC RP, each only when its settings turn it on."""
+    settings = deps.settings
+    if not (settings.saml_idp_metadata or settings.oidc_issuer):
+        return SsoServices(None, None)
+    groups = GroupMap.load(settings.sso_group_map)
+    accounts = SsoAccounts(credentials, groups, GroupSync(groups, catalog, deps.audit), deps.audit,
+                           build_caps(deps), deps.clock)
+    pending = PendingLogins(deps.clock, deps.tokens)
+    saml = oidc = None
+    if settings.saml_idp_metadata:
+        saml = SamlServiceProvider(
+            SamlSettings(settings.saml_idp_metadata, settings.saml_sp_entity_id, settings.sso_base_url,
+                         settings.saml_sp_key, settings.saml_sp_cert, settings.saml_idp_initiated,
+                         settings.saml_groups_attribute),
+            accounts, pending, deps.audit, deps.clock)
+    if settings.oidc_issuer:
+        secret = ""
+        if settings.oidc_client_secret_file:
+            with open(settings.oidc_client_secret_file, encoding="utf-8") as handle:
+                secret = handle.read().strip()
+        oidc = OidcRelyingParty(
+            OidcSettings(settings.oidc_issuer, settings.oidc_discovery_file, settings.oidc_client_id, secret,
+                         settings.oidc_scopes, settings.oidc_groups_claim, settings.oidc_algorithms,
+                         settings.sso_base_url, settings.oidc_ca_file),
+            accounts, pending, deps.audit, deps.clock)
+    return SsoServices(saml, oidc)
 
 
 def build_catalog(deps: Deps) -> SiteCatalog:

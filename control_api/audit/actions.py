@@ -63,6 +63,16 @@ ACTIONS: tuple[Action, ...] = (
                                           "(critical; refused)."),
     Action("auth.login_refused_sso_only", "FF_SSO_ONLY=1 refused a right password (or a session opened by "
                                           "one) of an account other than break-glass."),
+    Action("sso.user_created", "A first single sign-on made an account just in time (email, protocol, "
+                               "issuer, subject)."),
+    Action("sso.login_refused", "A verified SSO identity was refused: no mapped group, no or a taken "
+                                "email, a disabled account (reason, subject, email, groups)."),
+    Action("sso.assertion_refused", "A SAML response was refused (reason: signature, audience, validity, "
+                                    "replay, shape, an unstarted or used login...)."),
+    Action("sso.token_refused", "An OIDC callback was refused (reason: state, code, ID token signature "
+                                "or claims, replay...)."),
+    Action("user.role_change", "An IdP-managed account's role changed to what its groups give (from, to, "
+                               "source, groups)."),
     Action("token.create", "An API token was made (through the API or `weco token create`)."),
     Action("token.revoke", "An API token was revoked."),
     Action("site.create", "A site was created."),
