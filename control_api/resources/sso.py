@@ -134,8 +134,8 @@ class OidcCallback:
                 if len(value) > _MAX_PARAM:
                     raise InvalidRequest(f"'{name}' is longer than {_MAX_PARAM} characters")
                 params[name] = value
-        if "state" not in params or ("code" not in params and "error" not in params):
-            raise InvalidRequest("the callback needs 'state' and either 'code' or 'error'")
+        if "state" not in params:
+            raise InvalidRequest("the callback needs 'state' (and 'code' or 'error')")
         value, user = oidc.callback(params, self.binding.read(req), actor_of(req), req.context.principal)
         self.binding.clear(resp)
         _signed_in(resp, self.cookie, value, user)
