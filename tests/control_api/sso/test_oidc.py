@@ -145,6 +145,17 @@ def test_a_token_signed_by_another_key_under_the_providers_kid_is_refused(sso, o
     assert SsoIdentity.select().where(SsoIdentity.subject == "someone-else").count() == 0
 
 
+def test_an_id_token_is_accepted_once(sso, op):
+    """A provider that issued the same ID token (same jti) twice: the second is refused."""
+    def same_jti(header, claims):
+        return header, dict(claims, jti="one-jti")
+
+    assert login(sso, op, same_jti).status_code == 200
+    again = login(sso, op, same_jti)
+    assert again.status_code == 401 and "already used (replay)" in again.json["description"]
+    assert Session.select().count() == 1
+
+
 def test_a_replayed_code_is_refused(sso, op):
     location, cookie = start(sso)
     query = urllib.parse.urlsplit(op.authorize(location)).query

@@ -6,6 +6,7 @@ IdP certificate), each leaving no session, no account and an audit event."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import re
 import subprocess
 import urllib.parse
@@ -166,6 +167,20 @@ def test_an_expired_assertion_is_refused(sso, saml_peers):
             confirmation.subject_confirmation_data.not_on_or_after = past
 
     refused(login(sso, saml_peers.idp, edit=expired), "the response did not verify")
+
+
+@pytest.mark.parametrize(("ahead", "accepted"), [(30, True), (300, False)])
+def test_the_validity_window_allows_a_small_clock_skew_only(sso, saml_peers, ahead, accepted):
+    """An IdP clock 30 s ahead is tolerated (60 s skew); 5 minutes ahead is not."""
+    def early(response):
+        when = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ahead)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        response.assertion[0].conditions.not_before = when
+
+    answer = login(sso, saml_peers.idp, edit=early)
+    if accepted:
+        assert answer.status_code == 200, answer.text
+    else:
+        refused(answer, "the response did not verify")
 
 
 def test_an_assertion_for_another_recipient_is_refused(sso, saml_peers):
