@@ -43,6 +43,8 @@ T_AZ = "tests/control_api/test_authz.py"
 T_MOL = "tests/roles/test_molecule_scenarios.py::test_molecule_scenario"
 T_BK = "tests/control_api/backup"
 T_LIC = "tests/control_api/license"
+T_SAML = "tests/control_api/sso/test_saml.py"
+T_OIDC = "tests/control_api/sso/test_oidc.py"
 
 CONTROLS: tuple[Control, ...] = (
     # 2.1 Authentication
@@ -88,8 +90,36 @@ CONTROLS: tuple[Control, ...] = (
              f"{T_2F}::test_destructive_routes_declare_their_step_up_scope")),
     Control("2.1", "WebAuthn / FIDO2 / hardware key", "Planned",
             "Missing: hardware keys come with WebAuthn, which is not built."),
-    Control("2.1", "SSO — SAML 2.0 SP", "Planned", "Missing: no SAML service provider in this release."),
-    Control("2.1", "SSO — OIDC RP (PKCE S256)", "Planned", "Missing: no OIDC relying party in this release."),
+    Control("2.1", "SSO — SAML 2.0 SP", "Shipped",
+            "pysaml2 + xmlsec1: signed metadata at /api/auth/saml/metadata, signed AuthnRequest, ACS taking "
+            "one assertion signed by the metadata's certificate only (no comment, no wrapping, SHA-256+), "
+            "audience, recipient, validity, InResponseTo bound to a cookie, each assertion once; JIT users "
+            "linked by subject, groups to role and grants.",
+            ("FF_SSO_BASE_URL", "FF_SSO_GROUP_MAP", "FF_SAML_IDP_METADATA", "FF_SAML_SP_ENTITY_ID",
+             "FF_SAML_SP_KEY", "FF_SAML_SP_CERT", "FF_SAML_IDP_INITIATED", "FF_SAML_GROUPS_ATTRIBUTE"),
+            ("control_api/sso/saml.py", "control_api/sso/saml_xml.py", "control_api/sso/accounts.py",
+             "control_api/sso/groups.py"),
+            (f"{T_SAML}::test_metadata_is_signed_with_the_sp_key_over_sha256_and_names_the_acs",
+             f"{T_SAML}::test_first_login_makes_the_account_just_in_time_with_its_groups_role_and_grants",
+             f"{T_SAML}::test_a_later_login_moves_the_role_and_grants_to_what_the_groups_say",
+             f"{T_SAML}::test_an_unsigned_assertion_is_refused",
+             f"{T_SAML}::test_the_wrong_idp_certificate_is_refused_even_when_the_message_carries_it",
+             f"{T_SAML}::test_wrapping_the_signed_assertion_inside_the_forged_one_is_refused",
+             f"{T_SAML}::test_a_comment_inside_the_nameid_is_refused",
+             f"{T_SAML}::test_a_replayed_response_is_refused")),
+    Control("2.1", "SSO — OIDC RP (PKCE S256)", "Shipped",
+            "authlib + joserfc: code flow with PKCE S256; state, nonce and verifier bound to a single-use "
+            "cookie; ID token checked (iss, aud, azp, exp, nonce, asymmetric algorithms only); an unknown "
+            "kid refreshes the JWKS once (key rotation).",
+            ("FF_SSO_BASE_URL", "FF_SSO_GROUP_MAP", "FF_OIDC_ISSUER", "FF_OIDC_DISCOVERY_FILE",
+             "FF_OIDC_CLIENT_ID", "FF_OIDC_CLIENT_SECRET_FILE", "FF_OIDC_SCOPES", "FF_OIDC_GROUPS_CLAIM",
+             "FF_OIDC_ALGORITHMS", "FF_OIDC_CA_FILE"),
+            ("control_api/sso/oidc.py", "control_api/sso/pending.py", "control_api/sso/accounts.py"),
+            (f"{T_OIDC}::test_the_authorization_request_uses_pkce_s256_and_binds_state_and_nonce_to_the_cookie",
+             f"{T_OIDC}::test_login_makes_the_account_and_survives_a_key_rotation_with_one_jwks_fetch",
+             f"{T_OIDC}::test_a_wrong_state_is_refused",
+             f"{T_OIDC}::test_a_bad_id_token_is_refused",
+             f"{T_OIDC}::test_a_replayed_code_is_refused")),
     Control("2.1", "SCIM 2.0 provisioning", "Planned", "Missing: no /scim/v2 endpoint in this release."),
     Control("2.1", "FF_SSO_ONLY sealed mode", "Planned", "Missing: depends on SSO, which is not built."),
     # 2.2 Authorization
