@@ -169,6 +169,12 @@ def _check_sso(values: dict) -> None:
                 raise SettingsError(f"FF_{name.upper()} is required with FF_SAML_IDP_METADATA")
         if not values["saml_sp_entity_id"]:
             values["saml_sp_entity_id"] = values["sso_base_url"] + "/api/auth/saml/metadata"
+        from control_api.sso.saml import check_files
+
+        try:
+            check_files(saml, values["saml_sp_key"], values["saml_sp_cert"])
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
     if oidc:
         if not values["oidc_client_id"]:
             raise SettingsError("FF_OIDC_CLIENT_ID is required with FF_OIDC_ISSUER")

@@ -109,6 +109,42 @@ def idp_entity_id(config: SPConfig) -> str:
     return idps[0]
 
 
+def check_files(metadata: str, key_file: str, cert_file: str) -> None:
+    """At start-up: the IdP metadata describes one IdP with a signing certificate, and the
+    SP key is an RSA key whose certificate is the one given. ValueError says what is wrong."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from saml2.attribute_converter import ac_factory
+    from saml2.config import Config
+    from saml2.mdstore import MetadataStore
+
+    store = MetadataStore(ac_factory(), Config())
+    try:
+        store.load("local", metadata)
+        idps = list(store.identity_providers())
+    except Exception as exc:  # pysaml2 raises many types for a file that is not metadata
+        raise ValueError(f"FF_SAML_IDP_METADATA is not SAML metadata ({type(exc).__name__})") from None
+    if len(idps) != 1:
+        raise ValueError(f"FF_SAML_IDP_METADATA must describe exactly one IdP, not {len(idps)}")
+    if not store.certs(idps[0], "idpsso", "signing"):
+        raise ValueError("FF_SAML_IDP_METADATA names no signing certificate for its IdP")
+    try:
+        with open(key_file, "rb") as handle:
+            key = load_pem_private_key(handle.read(), None)
+    except (OSError, ValueError, TypeError):
+        raise ValueError("FF_SAML_SP_KEY is not an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
+        raise ValueError("FF_SAML_SP_KEY must be an RSA key of 2048 bits or more (it signs RSA-SHA256)")
+    try:
+        with open(cert_file, "rb") as handle:
+            cert = x509.load_pem_x509_certificate(handle.read())
+    except (OSError, ValueError):
+        raise ValueError("FF_SAML_SP_CERT is not a PEM certificate") from None
+    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+        raise ValueError("FF_SAML_SP_CERT is not the certificate of FF_SAML_SP_KEY")
+
+
 class SamlServiceProvider:
     def __init__(self, settings: SamlSettings, accounts: SsoAccounts, pending: PendingLogins,
                  audit: AuditLog, clock: SystemClock) -> None:

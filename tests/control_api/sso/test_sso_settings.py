@@ -7,21 +7,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from control_api.settings import SettingsError, load_settings
+from tests.conftest import run_weco
 
 
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path, saml_peers):
     group_map = tmp_path / "groups.json"
     group_map.write_text(json.dumps({"groups": {"g": {"role": "admin"}}}))
-    metadata = tmp_path / "idp.xml"
-    metadata.write_text("<EntityDescriptor/>")
-    key, cert = tmp_path / "sp.key", tmp_path / "sp.crt"
-    key.write_text("k")
-    cert.write_text("c")
-    return {"FF_SSO_GROUP_MAP": str(group_map), "FF_SAML_IDP_METADATA": str(metadata),
-            "FF_SAML_SP_KEY": str(key), "FF_SAML_SP_CERT": str(cert),
+    return {"FF_SSO_GROUP_MAP": str(group_map), "FF_SAML_IDP_METADATA": str(saml_peers.metadata),
+            "FF_SAML_SP_KEY": str(saml_peers.sp_key), "FF_SAML_SP_CERT": str(saml_peers.sp_cert),
             "FF_SSO_BASE_URL": "https://admin.example.test"}
 
 
@@ -76,3 +74,33 @@ def test_oidc_needs_a_client_id(files):
     with pytest.raises(SettingsError, match="FF_OIDC_CLIENT_ID"):
         load_settings({"FF_ENV": "dev", "FF_SSO_GROUP_MAP": files["FF_SSO_GROUP_MAP"],
                        "FF_SSO_BASE_URL": "https://a.example.test", "FF_OIDC_ISSUER": "https://op.example.test"})
+
+
+def test_saml_files_are_checked_at_start_up(files, saml_peers, tmp_path):
+    not_metadata = tmp_path / "idp.xml"
+    not_metadata.write_text("<EntityDescriptor/>")
+    ec_key = tmp_path / "ec.key"
+    ec_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not PEM")
+    for change, message in [
+        ({"FF_SAML_IDP_METADATA": str(not_metadata)}, "must describe exactly one IdP, not 0"),
+        ({"FF_SAML_SP_KEY": str(garbage)}, "FF_SAML_SP_KEY is not an unencrypted PEM private key"),
+        ({"FF_SAML_SP_KEY": str(ec_key)}, "FF_SAML_SP_KEY must be an RSA key"),
+        ({"FF_SAML_SP_CERT": str(garbage)}, "FF_SAML_SP_CERT is not a PEM certificate"),
+        ({"FF_SAML_SP_CERT": str(saml_peers.idp.cert)},
+         "FF_SAML_SP_CERT is not the certificate of FF_SAML_SP_KEY"),
+    ]:
+        with pytest.raises(SettingsError, match=message):
+            load_settings({"FF_ENV": "dev", **files, **change})
+
+
+def test_weco_refuses_to_start_on_a_bad_saml_file_with_one_line(files, tmp_path):
+    not_metadata = tmp_path / "idp.xml"
+    not_metadata.write_text("<EntityDescriptor/>")
+    env = {"FF_ENV": "dev", "FF_DATA_DIR": str(tmp_path / "var"), **files,
+           "FF_SAML_IDP_METADATA": str(not_metadata)}
+    result = run_weco(env, "config", "show")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "FF_SAML_IDP_METADATA" in result.stderr
