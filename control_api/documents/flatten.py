@@ -61,9 +61,10 @@ def flatten(source: Path, target: Path, timeout: int, memory_bytes: int) -> None
     finally:
         _kill_group(process)
     if process.returncode != 0:
-        text = (err or out).decode("utf-8", "replace").strip()
-        if text.startswith(("unshare:", "prlimit:")):
-            raise FlattenUnavailable(f"Ghostscript's confinement failed: {text.splitlines()[0][:200]}")
+        # Ghostscript writes its error (/VMerror, ...) to stdout and its last word to stderr.
+        text, said = (out + err).decode("utf-8", "replace").strip(), err.decode("utf-8", "replace")
+        if said.startswith(("unshare:", "prlimit:")):
+            raise FlattenUnavailable(f"Ghostscript's confinement failed: {said[:200]}")
         if process.returncode < 0:
             why = {signal.SIGXCPU: "used more CPU time than allowed", signal.SIGKILL: "was killed",
                    signal.SIGXFSZ: "wrote more than allowed", signal.SIGSEGV: "crashed"}

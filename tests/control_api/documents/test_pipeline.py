@@ -112,6 +112,18 @@ def test_ghostscript_runs_under_its_memory_limit(tmp_path):
     flatten(path, tmp_path / "fine.pdf", timeout=20, memory_bytes=512 << 20)
 
 
+def test_a_pdf_that_makes_ghostscript_eat_memory_is_refused_at_its_limit(tmp_path):
+    path = write(tmp_path, samples.many_pages())
+    bounded = Pipeline(ClamdScanner("/nonexistent"), require_av=True, limits=Limits(20, 80 << 20))
+    original = bounded.check(path, path.stat().st_size)  # it parses fine: 8,000 pages
+    assert original == {"pages": 8000, "active": []}
+    started = time.monotonic()
+    with pytest.raises(Rejected, match="more memory than allowed") as refused:
+        bounded.flatten(path, original["pages"], original["active"])
+    # A partial output may be left in the upload's directory; the service removes the directory.
+    assert refused.value.reason == "flatten_failed" and time.monotonic() - started < 10
+
+
 def test_a_pdf_that_eats_memory_is_refused_at_the_limit(tmp_path):
     path = write(tmp_path, samples.array_bomb())
     # A valid PDF, given the memory (checked in a child too: it would grow this process by 540 MB).
