@@ -88,7 +88,7 @@ def test_integral_numbers_count_as_integers(client, root):
     # JSON Schema calls 2.0 an integer; so does the reader (a host id, here).
     body = '{"playbook": "check_hosts", "hosts": [2.0]}'
     result = client.simulate_post("/api/runs", body=body, headers={**JSON, **root})
-    assert "no such host(s): 2" in assert_refused(result)["description"]
+    assert "no such host(s) you may use: 2" in assert_refused(result)["description"]
 
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=latin-1",
