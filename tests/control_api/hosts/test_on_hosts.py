@@ -33,6 +33,7 @@ from tests.peers.server import WecoServer, superadmin_token
 from tests.peers.testhosts import booted
 
 DRIVER = pathlib.Path(__file__).with_name("worker_driver.py")
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
 @dataclasses.dataclass
@@ -42,6 +43,7 @@ class Lab:
     hosts: list
     env: dict
     public_key: str  # the key the product was first given (its public half)
+    log: object = None  # where the workers' logs go (a file, read when a test fails)
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         return requests.request(method, self.server.base + path, headers=self.headers, timeout=60, **kwargs)
@@ -49,8 +51,8 @@ class Lab:
     @contextlib.contextmanager
     def worker(self, kill_at: str = "none"):
         process = subprocess.Popen([sys.executable, str(DRIVER), kill_at, "worker"],
-                                   env={**self.env, "PATH": os.environ["PATH"]},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   env={**self.env, "PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
+                                   stdout=subprocess.DEVNULL, stderr=self.log)
         try:
             yield process
         finally:
@@ -98,7 +100,8 @@ def lab(tmp_path_factory):
             host.authorize(public)
         server = WecoServer(env, workers=1, threads=4).start()
         try:
-            lab = Lab(server, {"Authorization": f"Bearer {token}"}, hosts, env, public)
+            lab = Lab(server, {"Authorization": f"Bearer {token}"}, hosts, env, public,
+                      (data / "workers.log").open("a"))
             for host in hosts:
                 made = lab.api("POST", "/api/hosts", json={"name": host.name, "address": host.address,
                                                            "ssh_private_key": private})
@@ -132,7 +135,8 @@ def test_a_scanned_key_is_used_only_once_confirmed_by_its_fingerprint(lab):
     again = lab.api("POST", confirm, json={"fingerprint": pending["fingerprint"]})
     assert again.status_code == 409  # changing a pinned key is a re-pin, never a confirmation
     with lab.worker():
-        assert lab.check(hid)["status"] == "successful"
+        checked = lab.check(hid)
+        assert checked["status"] == "successful", checked["error"]
 
 
 def test_a_host_key_swapped_between_two_runs_fails_the_second_and_raises_an_alert(lab):
@@ -141,7 +145,8 @@ def test_a_host_key_swapped_between_two_runs_fails_the_second_and_raises_an_aler
     pinned = lab.api("PUT", f"/api/hosts/{hid}/host-key", json={"ssh_host_key": host.host_key_line()})
     assert pinned.status_code == 200, pinned.text
     with lab.worker():
-        assert lab.check(hid)["status"] == "successful"
+        first = lab.check(hid)
+        assert first["status"] == "successful", first
         old = host.host_key_fingerprint()
         host.ssh("rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' "
                  "-f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh")
