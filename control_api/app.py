@@ -115,11 +115,13 @@ def add_site_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:
 
 def add_host_key_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:
     host_keys = wiring.build_host_keys(deps)
-    app.add_route("/api/hosts/{host_id:id}/host-key", host_keys_api.HostKey(host_keys, svc.step_up))
+    app.add_route("/api/hosts/{host_id:id}/host-key",
+                  host_keys_api.HostKey(host_keys, svc.step_up, svc.approvals))
     app.add_route("/api/hosts/{host_id:id}/host-key/scan", host_keys_api.HostKeyScan(host_keys))
     app.add_route("/api/hosts/{host_id:id}/host-key/confirm", host_keys_api.HostKeyConfirm(host_keys))
     app.add_route("/api/hosts/{host_id:id}/rotate-credentials",
-                  host_keys_api.HostCredentialRotation(wiring.build_rotations(deps), svc.step_up))
+                  host_keys_api.HostCredentialRotation(wiring.build_rotations(deps), svc.step_up,
+                                                       svc.approvals))
 
 
 def add_document_routes(app: falcon.App, deps: Deps, svc: wiring.Services) -> None:

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 
 import peewee
 
@@ -28,20 +29,40 @@ from control_api.auth.users import email_key
 from control_api.body import STORE_INT_MAX
 from control_api.clock import SystemClock, unix_seconds
 from control_api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from control_api.hosts import hostkeys
 from control_api.models import ApprovalRequest, ApprovalVote, Host, Site, User
 from control_api.sites import patterns
 
 log = logging.getLogger(__name__)
 
 HEADER = "X-Approval"
-# The actions that need approval, and the parameters that name exactly what they do.
-COVERED: dict[str, dict[str, type]] = {
-    "site.delete": {"slug": str},
-    "host.delete": {"host_id": int},
-    "host.rotate_credentials": {"host_id": int},
-    "host.repin_key": {"host_id": int},
-}
 REASON_MAX = 500
+
+
+def _store_id(value: object) -> int:
+    if type(value) is not int or not 1 <= value <= STORE_INT_MAX:  # never a bool
+        raise ValueError
+    return value
+
+
+def _slug(value: object) -> str:
+    if not patterns.matches(patterns.SLUG, value):
+        raise ValueError
+    return value
+
+
+def _host_key(value: object) -> str:
+    return hostkeys.parse(value).line  # its canonical form: what the re-pin stores
+
+
+# The actions that need approval, and the parameters that name exactly what they do,
+# each with the check that makes it canonical (so the digest is of what will be done).
+COVERED: dict[str, dict[str, Callable[[object], object]]] = {
+    "site.delete": {"slug": _slug},
+    "host.delete": {"host_id": _store_id},
+    "host.rotate_credentials": {"host_id": _store_id},
+    "host.repin_key": {"host_id": _store_id, "ssh_host_key": _host_key},
+}
 
 
 class ApprovalRefused(Forbidden):
@@ -62,20 +83,17 @@ def action_digest(action: str, params: dict) -> str:
 
 
 def check_params(action: object, params: object) -> tuple[str, dict]:
+    """The action and its parameters in canonical form, or InvalidInput."""
     if not isinstance(action, str) or action not in COVERED:
         raise InvalidInput(f"'action' must be one of: {', '.join(sorted(COVERED))}")
     shape = COVERED[action]
-    if not isinstance(params, dict) or set(params) != set(shape) or not all(
-            _is(params[name], kind) for name, kind in shape.items()):
-        fields = ", ".join(f"'{name}' ({kind.__name__})" for name, kind in shape.items())
-        raise InvalidInput(f"'params' of {action} must be exactly: {fields}")
-    return action, params
-
-
-def _is(value: object, kind: type) -> bool:
-    if kind is int:  # an id the store can hold, never a bool
-        return type(value) is int and 1 <= value <= STORE_INT_MAX
-    return patterns.matches(patterns.SLUG, value)
+    problem = f"'params' of {action} must be exactly: {', '.join(shape)}, each as its route takes it"
+    if not isinstance(params, dict) or set(params) != set(shape):
+        raise InvalidInput(problem)
+    try:
+        return action, {name: canonical(params[name]) for name, canonical in shape.items()}
+    except ValueError:  # InvalidInput is one too
+        raise InvalidInput(problem) from None
 
 
 class Approvals:
@@ -161,6 +179,7 @@ class Approvals:
             raise ApprovalRefused(f"{action} needs four-eyes approval: POST /api/approvals, have another "
                                   f"superadmin approve it, then send its id in {HEADER}")
         request = self._open(int(header), actor)
+        params = check_params(action, params)[1]
         if request.requested_by_id != user.id:
             self._refuse(actor, request, "used by someone other than its requester",
                          "an approval is used only by the superadmin who asked for it")

@@ -87,7 +87,7 @@ def undeclared_routes(app: falcon.App) -> list[str]:
     )
 
 
-def four_eyes(action: str, params_of: Callable[[dict], dict]) -> Callable:
+def four_eyes(action: str, params_of: Callable[[falcon.Request, dict], dict]) -> Callable:
     """Mark a responder covered by four-eyes approval (FF_JIT_REQUIRED=1). The resource
     provides `self.approvals` (control_api.approvals.Approvals). The request's approval
     is admitted first, then consumed in one transaction with what the responder changes,
@@ -100,7 +100,7 @@ def four_eyes(action: str, params_of: Callable[[dict], dict]) -> Callable:
             if not gate.required:
                 return responder(resource, req, resp, **params)
             actor = actor_of(req)
-            request_id = gate.admit(req.context.principal.user, action, params_of(params),
+            request_id = gate.admit(req.context.principal.user, action, params_of(req, params),
                                     req.get_header(gate.header), actor)
             with gate.audit.mutation():
                 gate.consume(request_id, actor)

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Collection
 
 import falcon
@@ -114,7 +115,19 @@ def _parse(raw: bytes) -> object:
 
 
 def read_json(req: falcon.Request, fields: Collection[str] | None = None) -> dict:
-    """The body as a JSON object; with `fields`, a 400 for any other top-level name."""
+    """The body as a JSON object; with `fields`, a 400 for any other top-level name.
+    Read once per request: a guard that needs the body (four-eyes) and the responder
+    see the same object."""
+    data = req.context.get("json_body")
+    if data is None:
+        data = req.context.json_body = _read_object(req)
+    unknown = set(data) - set(fields) if fields is not None else ()
+    if unknown:
+        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return data
+
+
+def _read_object(req: falcon.Request) -> dict:
     _check_media_type(req)
     limit = req.context.max_body_bytes
     # The middleware already refused a declared length over the limit. A chunked body
@@ -128,10 +141,16 @@ def read_json(req: falcon.Request, fields: Collection[str] | None = None) -> dic
     if not isinstance(data, dict):
         raise MalformedJson("the body must be a JSON object")
     _check_tree(data)
-    unknown = set(data) - set(fields) if fields is not None else ()
-    if unknown:
-        raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}")
     return data
+
+
+def read_form(req: falcon.Request, max_bytes: int, max_fields: int) -> dict[str, list[str]]:
+    """An application/x-www-form-urlencoded body in ASCII (an IdP's form post), or InvalidRequest."""
+    raw = req.bounded_stream.read(max_bytes)
+    try:
+        return urllib.parse.parse_qs(raw.decode("ascii"), strict_parsing=False, max_num_fields=max_fields)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest(f"the form must be ASCII with at most {max_fields} fields") from None
 
 
 def require_str(data: dict, field: str, max_len: int = 1024) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import falcon
 
+from control_api.approvals import Approvals
 from control_api.auth.stepup import StepUp
-from control_api.authz import destructive, host_guard, superadmin
+from control_api.authz import destructive, four_eyes, host_guard, superadmin
 from control_api.body import read_json
 from control_api.hosts.pinning import HostKeys, key_json
 from control_api.hosts.rotation import RotationRequests
@@ -19,8 +20,8 @@ def _keys(host_id: int, host) -> dict:
 
 
 class HostKey:
-    def __init__(self, host_keys: HostKeys, step_up: StepUp) -> None:
-        self.host_keys, self.step_up = host_keys, step_up
+    def __init__(self, host_keys: HostKeys, step_up: StepUp, approvals: Approvals) -> None:
+        self.host_keys, self.step_up, self.approvals = host_keys, step_up, approvals
 
     @superadmin
     @host_guard
@@ -30,6 +31,8 @@ class HostKey:
     @superadmin
     @host_guard
     @destructive("host.repin_key")
+    @four_eyes("host.repin_key", lambda req, params: {
+        "host_id": params["host_id"], "ssh_host_key": read_json(req, ("ssh_host_key",)).get("ssh_host_key")})
     def on_put(self, req: falcon.Request, resp: falcon.Response, host_id: int) -> None:
         data = read_json(req, ("ssh_host_key",))
         self.host_keys.repin(req.context.host, data.get("ssh_host_key"), actor_of(req))
@@ -60,12 +63,13 @@ class HostKeyConfirm:
 
 
 class HostCredentialRotation:
-    def __init__(self, rotations: RotationRequests, step_up: StepUp) -> None:
-        self.rotations, self.step_up = rotations, step_up
+    def __init__(self, rotations: RotationRequests, step_up: StepUp, approvals: Approvals) -> None:
+        self.rotations, self.step_up, self.approvals = rotations, step_up, approvals
 
     @superadmin
     @host_guard
     @destructive("host.rotate_credentials")
+    @four_eyes("host.rotate_credentials", lambda req, params: {"host_id": params["host_id"]})
     def on_post(self, req: falcon.Request, resp: falcon.Response, host_id: int) -> None:
         run = self.rotations.request(req.context.host, req.context.principal.user, actor_of(req))
         resp.status = falcon.HTTP_202

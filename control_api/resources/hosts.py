@@ -54,7 +54,7 @@ class HostItem:
     @superadmin
     @host_guard
     @destructive("host.delete")
-    @four_eyes("host.delete", lambda params: {"host_id": params["host_id"]})
+    @four_eyes("host.delete", lambda req, params: {"host_id": params["host_id"]})
     def on_delete(self, req: falcon.Request, resp: falcon.Response, host_id: int) -> None:
         self.catalog.delete_host(req.context.host, actor_of(req))
         resp.status = falcon.HTTP_204

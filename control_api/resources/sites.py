@@ -47,7 +47,7 @@ class SiteItem:
     @superadmin
     @site_guard
     @destructive("site.delete")
-    @four_eyes("site.delete", lambda params: {"slug": params["slug"]})
+    @four_eyes("site.delete", lambda req, params: {"slug": params["slug"]})
     def on_delete(self, req: falcon.Request, resp: falcon.Response, slug: str) -> None:
         self.catalog.delete_site(req.context.site, actor_of(req))
         resp.status = falcon.HTTP_204

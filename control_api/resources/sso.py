@@ -8,13 +8,11 @@ site, localhost, and Lax does). The OIDC callback is a top-level GET: SameSite=L
 
 from __future__ import annotations
 
-import urllib.parse
-
 import falcon
 
 from control_api.auth.credentials import csrf_token_for
 from control_api.authz import public
-from control_api.body import InvalidRequest, UnsupportedMediaType
+from control_api.body import InvalidRequest, UnsupportedMediaType, read_form
 from control_api.errors import NotFound
 from control_api.resources.auth import CookiePolicy
 from control_api.resources.common import actor_of
@@ -91,11 +89,7 @@ class SamlAcs:
         saml = _needs(self.saml, "SAML")
         if (req.content_type or "").partition(";")[0].strip().lower() != _FORM:
             raise UnsupportedMediaType(f"the IdP posts the SAML response as {_FORM}")
-        raw = req.bounded_stream.read(_MAX_SAML_RESPONSE + 4096)
-        try:
-            form = urllib.parse.parse_qs(raw.decode("ascii"), strict_parsing=False, max_num_fields=4)
-        except (UnicodeDecodeError, ValueError):
-            raise InvalidRequest("the form must be ASCII with at most 4 fields") from None
+        form = read_form(req, _MAX_SAML_RESPONSE + 4096, 4)
         if not set(form) <= {"SAMLResponse", "RelayState"}:
             raise InvalidRequest("the form takes SAMLResponse and RelayState only")
         values = form.get("SAMLResponse") or []

@@ -279,3 +279,49 @@ def test_an_approval_id_in_other_digits_is_no_id(client, clock, people, site):
     arabic = "".join(chr(0x0660 + int(d)) for d in str(request["id"]))  # int() would read these
     refused = client.simulate_delete("/api/sites/acme", headers=dict(t["root"], **{"X-Approval": arabic}))
     assert refused.status_code in (400, 403) and Site.select().exists()
+
+
+def host_key_line() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    public = ed25519.Ed25519PrivateKey.generate().public_key()
+    return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+@pytest.fixture
+def ssh_host(client, people):
+    from tests.control_api.sites.keys import openssh_key
+
+    _, t = people
+    made = client.simulate_post("/api/hosts", headers=t["root"], json={
+        "name": "web-1", "address": "10.0.0.9", "ssh_private_key": openssh_key(),
+        "ssh_host_key": host_key_line()})
+    assert made.status_code == 201, made.text
+    return made.json["id"]
+
+
+def test_a_re_pin_is_approved_for_exactly_one_key(client, clock, people, ssh_host):
+    seeds, t = people
+    wanted, other = host_key_line(), host_key_line()
+    path = f"/api/hosts/{ssh_host}/host-key"
+    assert client.simulate_put(path, json={"ssh_host_key": wanted}, headers=t["root"]).status_code == 403
+    request = ask(client, t["root"], "host.repin_key", {"host_id": ssh_host, "ssh_host_key": wanted}).json
+    approve(client, t["ann"], request["id"], code(seeds, "ann", clock))
+    with_approval = dict(t["root"], **{"X-Approval": str(request["id"])})
+    assert client.simulate_put(path, json={"ssh_host_key": other}, headers=with_approval).status_code == 403
+    # The same key with another comment is the same key: the digest is of its canonical form.
+    done = client.simulate_put(path, json={"ssh_host_key": wanted + " renamed"}, headers=with_approval)
+    assert done.status_code == 200, done.text
+    assert wanted.split()[1] in json.dumps(done.json)
+
+
+def test_a_credential_rotation_needs_an_approval(client, clock, people, ssh_host):
+    seeds, t = people
+    path = f"/api/hosts/{ssh_host}/rotate-credentials"
+    assert client.simulate_post(path, headers=t["root"]).status_code == 403
+    request = ask(client, t["root"], "host.rotate_credentials", {"host_id": ssh_host}).json
+    approve(client, t["ann"], request["id"], code(seeds, "ann", clock))
+    queued = client.simulate_post(path, headers=dict(t["root"], **{"X-Approval": str(request["id"])}))
+    assert queued.status_code == 202 and queued.json["playbook"] == "rotate_credentials"
+    assert actions("approval.consumed") == ["approval.consumed"]

@@ -65,7 +65,8 @@ def test_a_granted_admin_runs_the_baseline_on_a_real_host(baseline):
     refused = run(server, admin, host_id)
     assert refused.status_code == 400 and "you may use" in refused.json()["description"]
     me = requests.get(f"{server.base}/api/me", headers=admin, timeout=30).json()
-    granted = requests.put(f"{server.base}/api/hosts/{host_id}/grants/{me['user']['id']}", headers=root, timeout=30)
+    grant = f"{server.base}/api/hosts/{host_id}/grants/{me['user']['id']}"
+    granted = requests.put(grant, headers=root, timeout=30)
     assert granted.status_code == 201
     created = run(server, admin, host_id)
     assert created.status_code == 201, created.text
