@@ -325,3 +325,27 @@ def test_a_credential_rotation_needs_an_approval(client, clock, people, ssh_host
     queued = client.simulate_post(path, headers=dict(t["root"], **{"X-Approval": str(request["id"])}))
     assert queued.status_code == 202 and queued.json["playbook"] == "rotate_credentials"
     assert actions("approval.consumed") == ["approval.consumed"]
+
+
+def test_the_other_superadmins_are_mailed_a_request(people, site, deps, tmp_path):
+    from tests.peers.smtp import SmtpServer
+
+    _, t = people
+    server = SmtpServer().start()
+    try:
+        mailing = dataclasses.replace(deps, settings=dataclasses.replace(deps.settings, smtp_url=server.url))
+        client = falcon.testing.TestClient(create_app(mailing))
+        request = ask(client, t["root"]).json
+        mailed = sorted(m["To"] for m in server.inbox.messages)
+        assert mailed == ["ann@example.test", "bob@example.test"]  # never the requester
+        body = server.inbox.messages[0].get_payload()
+        assert f"request {request['id']}" in body and "site.delete" in body and "wound up" in body
+    finally:
+        server.stop()
+
+
+def test_a_request_is_made_even_when_mail_fails(people, site, deps):
+    _, t = people
+    dead = dataclasses.replace(deps, settings=dataclasses.replace(deps.settings, smtp_url="smtp://127.0.0.1:9"))
+    client = falcon.testing.TestClient(create_app(dead))
+    assert ask(client, t["root"]).status_code == 201
