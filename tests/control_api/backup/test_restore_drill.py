@@ -21,7 +21,8 @@ from control_api.crypto import Aad
 from control_api.db import open_database
 from control_api.models import AuditEvent, Host
 from control_api.settings import load_settings
-from control_api.wiring import build_credentials, build_deps, build_users
+from control_api.sites.sample import write_sample_site
+from control_api.wiring import build_credentials, build_deps, build_users, build_worker
 from tests.conftest import ACTOR, PASSWORD, run_weco
 from tests.control_api.auth.test_second_factor import cookie_of, enrol, login, now_code, second
 from tests.control_api.resources.conftest import bearer
@@ -80,6 +81,17 @@ def test_backup_wipe_restore_then_verify_login_and_deploy(env, tmp_path, clock, 
     host, pem = make_host(client, root)
     assert client.simulate_put(f"/api/sites/acme/hosts/{host['id']}", headers=root).status_code == 201
     assert client.simulate_put(f"/api/sites/acme/grants/{admin.id}", headers=root).status_code in (200, 201)
+    # A site on this machine (a local-connection host), so the restored store can really deploy.
+    served = tmp_path / "served"
+    local_vars = {"site_deploy_root": str(served), "site_deploy_nginx": False,
+                  "site_deploy_install_packages": False}
+    here = client.simulate_post("/api/hosts", headers=root,
+                                json={"name": "here", "connection": "local", "vars": local_vars})
+    assert client.simulate_post("/api/sites", json={"slug": "local", "domain": "local.example.com"},
+                                headers=root).status_code == 201
+    assert client.simulate_put(f"/api/sites/local/hosts/{here.json['id']}", headers=root).status_code == 201
+    assert client.simulate_put(f"/api/sites/local/grants/{admin.id}", headers=root).status_code == 201
+    write_sample_site(settings.sources_dir / "local", count=2, size=5_000)
     seed, _ = enrol(client, clock, cookie_of(login(client)))
     clock.advance(seconds=30)
     assert client.simulate_post("/api/runs", json={"playbook": "deploy_site", "site": "acme"},
@@ -121,9 +133,15 @@ def test_backup_wipe_restore_then_verify_login_and_deploy(env, tmp_path, clock, 
     first = login(client)
     done = second(client, first.json["challenge"], "totp", now_code(clock, seed))
     assert done.status_code == 200, done.text
-    deploy = client.simulate_post("/api/runs", json={"playbook": "deploy_site", "site": "acme"},
+    deploy = client.simulate_post("/api/runs", json={"playbook": "deploy_site", "site": "local"},
                                   headers=cookie_of(done))
     assert deploy.status_code == 201 and deploy.json["status"] == "queued", deploy.text
+    worker = build_worker(deps, name="after-restore")
+    while worker.run_once():  # the run queued before the backup comes first
+        pass
+    ran = client.simulate_get(f"/api/runs/{deploy.json['id']}", headers=cookie_of(done)).json
+    assert ran["status"] == "successful", ran
+    assert (served / "local" / "current" / "index.html").is_file()
 
     drill = run_weco(env, "backup", "drill", "--from", str(backups))
     assert drill.returncode == 0 and "restore drill OK" in drill.stdout, drill.stdout + drill.stderr
