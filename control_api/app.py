@@ -16,6 +16,7 @@ from control_api.resources import (
     hosts,
     openapi,
     runs,
+    scim,
     sites,
     tokens,
     users,
@@ -75,6 +76,8 @@ def create_app(deps: Deps) -> falcon.App:
     add_document_routes(app, deps, svc)
 
     add_host_key_routes(app, deps, svc)
+    scim.add_routes(app, wiring.build_scim(deps, svc.credentials, svc.catalog),
+                    wiring.build_scim_tokens(deps))
     add_sso_routes(app, deps, svc, cookie)
 
     check_declared(app)

@@ -2,7 +2,7 @@
 
 Every responder declares who may call it, and undeclared ones are refused.
 
-The declaration is a decorator (`public`, `authenticated`, `superadmin`) that both
+The declaration is a decorator (`public`, `authenticated`, `superadmin`, `scim`) that both
 guards the responder (a Falcon `before` hook) and marks it, so `undeclared_routes`
 can walk Falcon's router and list responders without one. `create_app` refuses to
 build an app with any, and a test walks the real app. Later grants (per site, per
@@ -30,11 +30,16 @@ class Access(enum.Enum):
     PUBLIC = "public"
     AUTHENTICATED = "authenticated"
     SUPERADMIN = "superadmin"
+    SCIM = "scim"  # a SCIM provisioning token (control_api/scim/tokens.py), never a user
 
 
 def _guard(level: Access) -> Callable:
     def hook(req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
         if level is Access.PUBLIC:
+            return
+        if level is Access.SCIM:
+            # The resource's ScimTokens checks the bearer (throttled, audited) or refuses.
+            req.context.scim_token = resource.scim_tokens.authenticate(req)
             return
         principal = req.context.principal
         if principal is None:
@@ -58,6 +63,7 @@ def _guard(level: Access) -> Callable:
 public = _guard(Access.PUBLIC)
 authenticated = _guard(Access.AUTHENTICATED)
 superadmin = _guard(Access.SUPERADMIN)
+scim = _guard(Access.SCIM)
 
 
 def iter_routes(app: falcon.App) -> Iterator[tuple[str, str, Callable]]:

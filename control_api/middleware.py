@@ -107,6 +107,7 @@ class ValidText:
 
 
 UPLOAD_TYPES = ("multipart/form-data", "application/pdf")
+SCIM_PREFIX = "/scim/v2/"  # server-to-server provisioning, authenticated by control_api/scim/tokens.py
 
 
 class BodyLimit:
@@ -175,6 +176,8 @@ class Authentication:
         self.cookie_name = cookie_name
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.path.startswith(SCIM_PREFIX):
+            return  # SCIM's own bearer token, never a user's: checked by authz.scim
         unsafe = req.method not in SAFE_METHODS
         if unsafe and req.path in CROSS_SITE_POST_PATHS and req.get_header("Authorization") is None:
             return  # anonymous (see CROSS_SITE_POST_PATHS)

@@ -41,6 +41,8 @@ from control_api.masterkey import MasterKeys
 from control_api.runs.adapter import AnsibleRunnerAdapter
 from control_api.runs.queue import RunQueue
 from control_api.runs.worker import Worker, WorkerConfig
+from control_api.scim.service import ScimService
+from control_api.scim.tokens import ScimTokens
 from control_api.settings import Settings
 from control_api.sites.catalog import SiteCatalog
 from control_api.sso.accounts import SsoAccounts
@@ -194,6 +196,17 @@ def build_sso(deps: Deps, credentials: CredentialService, catalog: SiteCatalog) 
                          settings.sso_base_url, settings.oidc_ca_file),
             accounts, pending, deps.audit, deps.clock)
     return SsoServices(saml, oidc)
+
+
+def build_scim_tokens(deps: Deps) -> ScimTokens:
+    return ScimTokens(deps.audit, deps.clock, deps.tokens, LoginThrottle(deps.db, deps.clock))
+
+
+def build_scim(deps: Deps, credentials: CredentialService, catalog: SiteCatalog) -> ScimService:
+    """SCIM provisioning; its groups take the role and grants FF_SSO_GROUP_MAP gives."""
+    groups = GroupMap.load(deps.settings.sso_group_map)
+    return ScimService(deps.audit, deps.clock, build_users(deps), credentials, groups,
+                       GroupSync(groups, catalog, deps.audit), build_caps(deps))
 
 
 def build_catalog(deps: Deps) -> SiteCatalog:

@@ -16,7 +16,7 @@ class Action:
 ACTIONS: tuple[Action, ...] = (
     Action("db.upgrade", "`weco db upgrade` applied migrations (their versions), in their transaction."),
     Action("user.create", "`weco user create` made an account."),
-    Action("user.disable", "`weco user disable` disabled an account."),
+    Action("user.disable", "An account was disabled (`weco user disable`, or a SCIM leaver)."),
     Action("user.break_glass_created", "`weco break-glass create` made the emergency superadmin (critical)."),
     Action("auth.login", "A session started (password, and the second factor if any)."),
     Action("auth.login_failed", "A wrong password at login, with the email tried (critical for "
@@ -65,6 +65,8 @@ ACTIONS: tuple[Action, ...] = (
                                           "one) of an account other than break-glass."),
     Action("sso.user_created", "A first single sign-on made an account just in time (email, protocol, "
                                "issuer, subject)."),
+    Action("sso.identity_linked", "A first single sign-on linked an account the IdP provisioned over SCIM "
+                                  "(email, protocol, issuer, subject)."),
     Action("sso.login_refused", "A verified SSO identity was refused: no mapped group, no or a taken "
                                 "email, a disabled account (reason, subject, email, groups)."),
     Action("sso.assertion_refused", "A SAML response was refused (reason: signature, audience, validity, "
@@ -73,6 +75,25 @@ ACTIONS: tuple[Action, ...] = (
                                 "or claims, replay...)."),
     Action("user.role_change", "An IdP-managed account's role changed to what its groups give (from, to, "
                                "source, groups)."),
+    Action("scim.token_created", "`weco scim token create` made a SCIM provisioning token (name)."),
+    Action("scim.token_revoked", "`weco scim token revoke` revoked a SCIM provisioning token."),
+    Action("scim.auth_failed", "A /scim/v2 request came with no, an unknown or a revoked SCIM token "
+                               "(counted against the address)."),
+    Action("scim.user_created", "The IdP provisioned an account over SCIM (scim_id, userName, externalId, "
+                                "email, active)."),
+    Action("scim.user_replaced", "The IdP replaced a SCIM User (PUT): its attributes as stored."),
+    Action("scim.user_patched", "The IdP patched a SCIM User (PATCH): its attributes as stored."),
+    Action("scim.user_reactivated", "The IdP set a disabled SCIM User active again (its old sessions and "
+                                    "tokens stay revoked)."),
+    Action("scim.user_deleted", "The IdP deleted a SCIM User: the account is disabled, its grants revoked "
+                                "and its SCIM record removed."),
+    Action("scim.group_created", "The IdP pushed a SCIM Group (displayName, whether FF_SSO_GROUP_MAP "
+                                 "maps it)."),
+    Action("scim.group_replaced", "The IdP replaced a SCIM Group (PUT)."),
+    Action("scim.group_patched", "The IdP patched a SCIM Group (PATCH)."),
+    Action("scim.group_members", "A SCIM Group's members changed (added, removed); their role and grants "
+                                 "follow as `user.role_change` and grant events."),
+    Action("scim.group_deleted", "The IdP deleted a SCIM Group; its former members' access is recomputed."),
     Action("token.create", "An API token was made (through the API or `weco token create`)."),
     Action("token.revoke", "An API token was revoked."),
     Action("site.create", "A site was created."),

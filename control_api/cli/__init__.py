@@ -18,6 +18,7 @@ from control_api.cli import (
     evidence,
     license,
     runs,
+    scim,
     secrets,
     server,
     siem,
@@ -35,7 +36,8 @@ from keyproviders import KeyProviderError
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="weco", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
-    for module in (config, store, accounts, audit, secrets, server, runs, backup, evidence, siem, license):
+    for module in (config, store, accounts, audit, secrets, server, runs, backup, evidence, siem, license,
+                   scim):
         module.register(groups)
     return parser
 

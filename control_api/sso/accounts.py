@@ -4,6 +4,9 @@ session minted by the CredentialService exactly as a password login's is. Audite
 
 Accounts are linked by (protocol, issuer, subject), never by email: an IdP that asserts
 the email of an existing local account does not take it over (refused, and audited).
+The one exception is an account the IdP itself provisioned over SCIM (it has no
+password, and the customer's IdP made it): its first SSO login with that address links
+it, once per protocol and issuer (`sso.identity_linked`).
 Just-in-time accounts have no password (a value no password hash ever has), count
 against the license's account cap, and carry the groups' role.
 """
@@ -21,6 +24,7 @@ from control_api.clock import SystemClock
 from control_api.errors import ApiError
 from control_api.license.caps import LicenseCaps, audit_cap_refusals
 from control_api.models import User
+from control_api.scim.models import ScimUser
 from control_api.sso.groups import GroupMap, GroupSync
 from control_api.sso.models import SsoIdentity
 
@@ -93,9 +97,9 @@ class SsoAccounts:
         except ValueError:
             raise _Refusal("the identity's email is not valid",
                            "your identity provider's email is not valid") from None
-        if find_by_email(email) is not None:
-            raise _Refusal("an account with this email exists and is not linked to this identity",
-                           "an account with this email already exists here; ask a superadmin")
+        existing = find_by_email(email)
+        if existing is not None:
+            return self._link_provisioned(existing, who, actor), False
         self.caps.reserve("admins", actor)
         now = self.clock.now()
         try:
@@ -110,6 +114,25 @@ class SsoAccounts:
                           {"email": email, "protocol": who.protocol, "issuer": who.issuer,
                            "subject": who.subject})
         return user, True
+
+    def _link_provisioned(self, user: User, who: IdpIdentity, actor: Actor) -> User:
+        provisioned = ScimUser.select().where(ScimUser.user == user).exists()
+        linked = SsoIdentity.select().where(
+            (SsoIdentity.user == user) & (SsoIdentity.protocol == who.protocol)
+            & (SsoIdentity.issuer == who.issuer)).exists()
+        if not provisioned or linked:
+            raise _Refusal("an account with this email exists and is not linked to this identity",
+                           "an account with this email already exists here; ask a superadmin")
+        try:
+            with self.audit.db.atomic():
+                SsoIdentity.create(user=user, protocol=who.protocol, issuer=who.issuer, subject=who.subject,
+                                   created_at=self.clock.now())
+        except peewee.IntegrityError:
+            raise _Refusal("a concurrent login linked this account", "try again") from None
+        self.audit.record(actor, "sso.identity_linked", f"user:{user.id}",
+                          {"email": user.email, "protocol": who.protocol, "issuer": who.issuer,
+                           "subject": who.subject, "provisioned_by": "scim"})
+        return user
 
     def _refuse(self, actor: Actor, target: str, who: IdpIdentity, reason: str, told: str):
         self.audit.record_alone(actor, "sso.login_refused", target,

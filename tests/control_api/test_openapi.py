@@ -7,7 +7,7 @@ import copy
 from openapi_spec_validator import validate
 
 from control_api import authz
-from control_api.resources.openapi import load_document, openapi_path, route_mismatches
+from control_api.resources.openapi import admin_api_routes, load_document, openapi_path, route_mismatches
 
 
 def test_served_document_is_valid_openapi_3_1(client):
@@ -20,6 +20,19 @@ def test_served_document_is_valid_openapi_3_1(client):
 
 def test_document_and_routes_match(app):
     assert route_mismatches(app, load_document()) == ([], [])
+
+
+def test_only_scim_is_left_out_of_the_admin_api_document(app):
+    # An explicit exclusion: /scim/v2 (RFC 7644, SCIM tokens, SCIM errors) is not in the
+    # admin API's document, every one of its routes is SCIM-token only, and nothing else is left out.
+    left_out = {(t, m, r) for t, m, r in authz.iter_routes(app)} - set(admin_api_routes(app))
+    assert {t for t, _, _ in left_out} == {
+        "/scim/v2/ServiceProviderConfig", "/scim/v2/ResourceTypes", "/scim/v2/ResourceTypes/{name}",
+        "/scim/v2/Schemas", "/scim/v2/Schemas/{urn}", "/scim/v2/.search", "/scim/v2/Users",
+        "/scim/v2/Users/.search", "/scim/v2/Users/{scim_id}", "/scim/v2/Groups", "/scim/v2/Groups/.search",
+        "/scim/v2/Groups/{scim_id}"}
+    assert {authz.access_of(r) for _, _, r in left_out} == {authz.Access.SCIM}
+    assert not any(path.startswith("/scim") for path in load_document()["paths"])
 
 
 class Extra:
@@ -42,7 +55,7 @@ def test_a_documented_route_that_does_not_exist_is_caught(app):
 
 def test_public_routes_are_documented_as_needing_no_credentials(app):
     document = load_document()
-    for template, method, responder in authz.iter_routes(app):
+    for template, method, responder in admin_api_routes(app):
         operation = document["paths"][openapi_path(template)][method.lower()]
         is_public = authz.access_of(responder) is authz.Access.PUBLIC
         assert (operation.get("security") == []) == is_public, f"{method} {template}"
