@@ -38,6 +38,7 @@ class Control:
 T_PW = "tests/control_api/auth/test_passwords.py"
 T_DOC = "tests/control_api/resources/test_documents.py"
 T_TH = "tests/control_api/auth/test_throttle.py"
+T_SCIM = "tests/control_api/scim"
 T_2F = "tests/control_api/auth/test_second_factor.py"
 T_AZ = "tests/control_api/test_authz.py"
 T_MOL = "tests/roles/test_molecule_scenarios.py::test_molecule_scenario"
@@ -120,7 +121,29 @@ CONTROLS: tuple[Control, ...] = (
              f"{T_OIDC}::test_a_wrong_state_is_refused",
              f"{T_OIDC}::test_a_bad_id_token_is_refused",
              f"{T_OIDC}::test_a_replayed_code_is_refused")),
-    Control("2.1", "SCIM 2.0 provisioning", "Planned", "Missing: no /scim/v2 endpoint in this release."),
+    Control("2.1", "SCIM 2.0 provisioning", "Shipped",
+            "/scim/v2 (RFC 7643/7644): discovery, Users and Groups with filters, paging and PATCH as "
+            "Entra ID "
+            "and Okta send them; a dedicated SCIM bearer token (hashed, throttled per address, audited); "
+            "groups give role and grants through FF_SSO_GROUP_MAP; a leaver (active=false or DELETE) loses "
+            "every session and token in the same transaction; errors in the SCIM schema with scimType; "
+            "checked by scim2-tester.",
+            ("FF_SSO_GROUP_MAP",),
+            ("control_api/scim/service.py", "control_api/scim/filters.py", "control_api/scim/patch.py",
+             "control_api/scim/tokens.py", "control_api/resources/scim.py"),
+            (f"{T_SCIM}/test_conformance.py::test_scim2_tester_finds_nothing_wrong",
+             f"{T_SCIM}/test_users.py::test_filters_the_idps_send",
+             f"{T_SCIM}/test_users.py::test_paging_as_okta_tests_a_connection",
+             f"{T_SCIM}/test_users.py::test_patch_as_entra_sends_it",
+             f"{T_SCIM}/test_users.py::test_a_leaver_by_entra_patch_loses_every_session_and_token_at_once",
+             f"{T_SCIM}/test_users.py::test_a_leaver_by_okta_active_false_and_by_delete",
+             f"{T_SCIM}/test_groups.py::test_groups_map_to_role_and_grants",
+             f"{T_SCIM}/test_errors.py::test_a_bad_filter_is_invalid_filter",
+             f"{T_SCIM}/test_errors.py::test_a_bad_patch_is_refused_and_changes_nothing",
+             f"{T_SCIM}/test_errors.py::test_a_user_with_the_wrong_schema_is_invalid_syntax",
+             f"{T_SCIM}/test_tokens.py::test_no_wrong_or_admin_token_is_refused_and_audited",
+             f"{T_SCIM}/test_tokens.py::test_failures_are_throttled_per_address_and_a_right_token_does_not_count",
+             f"{T_SCIM}/test_tokens.py::test_weco_scim_token_commands")),
     Control("2.1", "FF_SSO_ONLY sealed mode", "Planned", "Missing: depends on SSO, which is not built."),
     # 2.2 Authorization
     Control("2.2", "Two roles: superadmin / admin", "Shipped",
