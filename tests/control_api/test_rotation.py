@@ -46,8 +46,9 @@ def key_ids(db) -> list[str]:
 
 
 def rotate(env, *args, wait=True):
-    command = [sys.executable, str(ROOT / "tests/control_api/rotation_driver.py"), "master-secret",
-               "rotate", *args]
+    # As a module, not a script: a script's own directory goes first on sys.path, where the
+    # test package tests/control_api/webauthn would hide the webauthn library.
+    command = [sys.executable, "-m", "tests.control_api.rotation_driver", "master-secret", "rotate", *args]
     full_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env}
     if wait:
         return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=300)
