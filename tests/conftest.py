@@ -22,6 +22,7 @@ from tests.peers.gcpkms import FakeCloudKms
 from tests.peers.moto import CREDENTIALS, MotoServer
 from tests.peers.openbao import OpenBao
 from tests.peers.postgres import PostgresCluster
+from tests.roles import molecule_runs
 
 pytest_plugins = ["tests.controls_gate"]  # the controls registry judged on a full run (CI)
 
@@ -181,8 +182,16 @@ def pytest_runtest_logreport(report):
         _skipped.append(report.nodeid)
 
 
+def pytest_collection_finish(session):
+    """The Molecule scenarios start now, in the background, and overlap everything else."""
+    if not session.config.option.collectonly:
+        molecule_runs.start_scenarios(molecule_runs.selected_scenarios(session))
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """A skipped test hides a missing peer or an untested backend: fail the run."""
+    """A skipped test hides a missing peer or an untested backend: fail the run. Scenarios
+    a stopped run never waited for are killed and their hosts taken down."""
+    molecule_runs.stop_scenarios(molecule_runs._RUNS)
     if _skipped and exitstatus == 0:
         session.exitstatus = 1
         print(f"\nskipped tests are not allowed here: {', '.join(_skipped)}")

@@ -27,7 +27,7 @@ from control_api.wiring import build_credentials
 from tests.conftest import ACTOR
 
 SEED = 20261201
-EXAMPLES = 30
+EXAMPLES = 15
 
 CONFIG = {
     "seed": SEED,
