@@ -46,6 +46,8 @@ T_BK = "tests/control_api/backup"
 T_LIC = "tests/control_api/license"
 T_SAML = "tests/control_api/sso/test_saml.py"
 T_OIDC = "tests/control_api/sso/test_oidc.py"
+T_WA = "tests/control_api/webauthn/test_passkeys.py"
+T_SSO = "tests/control_api/auth/test_sso_only.py"
 
 CONTROLS: tuple[Control, ...] = (
     # 2.1 Authentication
@@ -78,8 +80,19 @@ CONTROLS: tuple[Control, ...] = (
             ("FF_TOTP_ONLY",), ("control_api/auth/totp.py",),
             (f"{T_2F}::test_rfc6238_appendix_b", f"{T_2F}::test_totp_login_and_replay",
              f"{T_2F}::test_recovery_codes_work_once", f"{T_2F}::test_totp_only_refuses_email_enrolment")),
-    Control("2.1", "WebAuthn / FIDO2 passkeys (AAL3)", "Planned",
-            "Missing: no WebAuthn registration or assertion in this release."),
+    Control("2.1", "WebAuthn / FIDO2 passkeys (AAL3)", "Shipped",
+            "py_webauthn with userVerification=required, RP id and origins from settings, single-use "
+            "challenges; several passkeys per user; second factor, step-up and passwordless login; a "
+            "counter regression or a changed backup flag refused and alerted.",
+            ("FF_WEBAUTHN_RP_ID", "FF_WEBAUTHN_ORIGINS"),
+            ("control_api/webauthn/ceremonies.py", "control_api/webauthn/service.py",
+             "control_api/webauthn/flows.py"),
+            (f"{T_WA}::test_several_passkeys_registered_listed_renamed_and_used_without_a_password",
+             f"{T_WA}::test_refused_without_user_verification_from_another_origin_or_rp_id_and_replayed",
+             f"{T_WA}::test_a_cloned_authenticator_is_refused_and_alerted",
+             f"{T_WA}::test_backup_flags_must_match_the_registered_credential",
+             f"{T_WA}::test_second_factor_step_up_and_removal_with_another_users_credential_refused",
+             f"{T_WA}::test_sealed_mode_counts_a_passkey_like_totp")),
     Control("2.1", "Sealed-mode MFA enforcement", "Shipped",
             "FF_SEALED_MODE=1 (needs FF_TOTP_ONLY=1): no session without TOTP after the grace period.",
             ("FF_SEALED_MODE", "FF_SEALED_MODE_GRACE_DAYS", "FF_TOTP_ONLY"), ("control_api/auth/sealed.py",),
@@ -89,8 +102,12 @@ CONTROLS: tuple[Control, ...] = (
             ("FF_REQUIRE_STEP_UP",), ("control_api/auth/stepup.py",),
             (f"{T_2F}::test_step_up_is_scoped_and_expires",
              f"{T_2F}::test_destructive_routes_declare_their_step_up_scope")),
-    Control("2.1", "WebAuthn / FIDO2 / hardware key", "Planned",
-            "Missing: hardware keys come with WebAuthn, which is not built."),
+    Control("2.1", "WebAuthn / FIDO2 / hardware key", "Shipped",
+            "Roaming security keys and platform authenticators alike, through the same WebAuthn ceremonies "
+            "(user verification required); attestation is not checked against a vendor list.",
+            ("FF_WEBAUTHN_RP_ID", "FF_WEBAUTHN_ORIGINS"), ("control_api/webauthn/ceremonies.py",),
+            (f"{T_WA}::test_several_passkeys_registered_listed_renamed_and_used_without_a_password",
+             f"{T_WA}::test_refused_without_user_verification_from_another_origin_or_rp_id_and_replayed")),
     Control("2.1", "SSO — SAML 2.0 SP", "Shipped",
             "pysaml2 + xmlsec1: signed metadata at /api/auth/saml/metadata, signed AuthnRequest, ACS taking "
             "one assertion signed by the metadata's certificate only (no comment, no wrapping, SHA-256+), "
@@ -144,7 +161,14 @@ CONTROLS: tuple[Control, ...] = (
              f"{T_SCIM}/test_tokens.py::test_no_wrong_or_admin_token_is_refused_and_audited",
              f"{T_SCIM}/test_tokens.py::test_failures_are_throttled_per_address_and_a_right_token_does_not_count",
              f"{T_SCIM}/test_tokens.py::test_weco_scim_token_commands")),
-    Control("2.1", "FF_SSO_ONLY sealed mode", "Planned", "Missing: depends on SSO, which is not built."),
+    Control("2.1", "FF_SSO_ONLY sealed mode", "Shipped",
+            "FF_SSO_ONLY=1: password logins, password sessions and tokens minted from them refused; only "
+            "SAML, OIDC and passkeys mint sessions; break-glass only with password and second factor, "
+            "always a critical event, no tokens.",
+            ("FF_SSO_ONLY",), ("control_api/auth/sso_only.py",),
+            (f"{T_SSO}::test_password_logins_and_their_tokens_are_refused_passkeys_are_not",
+             f"{T_SSO}::test_a_password_session_from_before_the_switch_stops_working",
+             f"{T_SSO}::test_break_glass_logs_in_with_password_and_totp_only_and_is_alerted")),
     # 2.2 Authorization
     Control("2.2", "Two roles: superadmin / admin", "Shipped",
             "Every route declares its access; the app refuses an undeclared route.",
