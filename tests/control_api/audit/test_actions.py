@@ -19,7 +19,7 @@ RECORDERS = {"record": 1, "record_alone": 1, "end_session": 2}
 FAILED_CHECK = "auth.{}_failed"
 # What actions are about; a string in the code shaped like NAMESPACE.verb is an action.
 NAMESPACES = ("db", "user", "auth", "token", "site", "host", "run", "master_secret", "audit", "anomaly",
-              "backup", "evidence", "approval", "license", "document", "sso")
+              "backup", "evidence", "approval", "license", "document", "sso", "scim")
 
 
 def _trees() -> dict[Path, ast.Module]:
