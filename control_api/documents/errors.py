@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from control_api.body import BodyTooLarge, UnsupportedMediaType
 from control_api.errors import ApiError, Conflict, InvalidInput, NotFound
 
 
@@ -10,13 +11,11 @@ class BadUpload(InvalidInput):
     an unusable filename or title."""
 
 
-class UnsupportedUpload(ApiError):
-    status = 415
-    title = "Unsupported media type"
+class UnsupportedUpload(UnsupportedMediaType):
+    """415, as for any body of a type we do not read."""
 
 
-class UploadTooLarge(ApiError):
-    status = 413
+class UploadTooLarge(BodyTooLarge):
     title = "Upload too large"
 
 
