@@ -483,6 +483,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_ANSIBLE_DIR", "", "empty or a directory path",
          "The directory holding ansible.cfg, playbooks/ and roles/. Empty: the installed release's own.",
          str),
+    Spec("FF_OFFLINE_DIR", "", "empty or a directory path",
+         "The offline material install_hosts ships to site hosts: a directory holding debs.tar (the flat "
+         "Debian repository of scripts/build-offline or of an installed release). Empty: install_hosts "
+         "runs are refused.", str),
     Spec("FF_EMBEDDED_WORKER", "auto", "auto | 0 | 1",
          "1: `weco serve` also runs a worker. auto: only with the embedded SQLite store.",
          _choice("auto", "0", "1")),
@@ -588,6 +592,7 @@ class Settings:
     flatten_timeout_seconds: int
     flatten_memory_mb: int
     ansible_dir: str
+    offline_dir: str
     embedded_worker: str
     allow_unencrypted: bool
     disk_encryption: str
@@ -613,6 +618,10 @@ class Settings:
     @property
     def documents_dir(self) -> Path:
         return Path(self.document_store_dir) if self.document_store_dir else self.data_dir / "documents"
+
+    @property
+    def offline_repository(self) -> Path | None:
+        return Path(self.offline_dir).resolve() if self.offline_dir else None
 
     @property
     def project_dir(self) -> Path:

@@ -288,6 +288,7 @@ def build_worker(deps: Deps, name: str | None = None) -> Worker:
     config = WorkerConfig(data_dir=settings.data_dir.resolve(), project_dir=settings.project_dir,
                           site_sources_dir=settings.sources_dir.resolve(),
                           documents_dir=settings.documents_dir.resolve(),
+                          offline_dir=settings.offline_repository,
                           timeout=settings.run_timeout_seconds,
                           heartbeat_seconds=settings.run_lease_seconds / 3,
                           sweep_seconds=min(5.0, settings.run_lease_seconds / 3),

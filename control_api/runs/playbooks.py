@@ -36,6 +36,9 @@ class Playbook:
     rotates_credentials: bool = False
     # Queued only by its own guarded route, never through POST /api/runs.
     own_route: bool = False
+    # Installs site hosts: the worker ships its offline repository (FF_OFFLINE_DIR) and
+    # authorises, for the deploy account, the key it logs in to each host with.
+    installs_hosts: bool = False
 
     @property
     def file(self) -> str:
@@ -72,6 +75,11 @@ PLAYBOOKS: dict[str, Playbook] = {
         Playbook("host_baseline", "hosts", {},
                  "The host baseline: the disk-encryption gate, the egress allowlist and nginx with TLS, "
                  "with each role's defaults (infra teams set more with their own inventory)."),
+        Playbook("install_hosts", "hosts", {},
+                 "Install site hosts offline: the disk-encryption gate, the egress allowlist, nginx with "
+                 "TLS, the deploy account with the control plane's key for the host, the release helper "
+                 "and the append-only host audit log; packages only from the worker's offline repository.",
+                 installs_hosts=True),
         Playbook("rotate_credentials", "hosts", {},
                  "Replace the SSH key the control plane logs in to a host with "
                  "(POST /api/hosts/{id}/rotate-credentials).",

@@ -28,6 +28,12 @@ def site_vars(playbook: Playbook, site: Site, source: Path, run_id: int, started
     return variables
 
 
+def install_vars(offline_dir: Path) -> dict:
+    """install_hosts.yml's variables: the repository it ships, and every host of the
+    run's inventory as its target (the playbook's default group is for operators' inventories)."""
+    return {"weco_offline_dir": str(offline_dir), "target_hosts": "all"}
+
+
 def inventory(hosts: list[tuple[Host, dict]], ssh_args: dict[int, str], python: str) -> dict:
     """Ansible's inventory for (host, its checked variables) pairs. SSH hosts get their
     run's ssh options (hosts/sshrun.py): their own keys through the run's ssh-agent, and

@@ -46,6 +46,7 @@ class WorkerConfig:
     project_dir: Path
     site_sources_dir: Path
     documents_dir: Path | None = None  # the document store: a site with documents deploys from it
+    offline_dir: Path | None = None  # what install_hosts ships: a directory holding debs.tar
     timeout: int = 3600
     role_env: dict = dataclasses.field(default_factory=dict)  # the roles' FF_* switches
     poll_seconds: float = 0.02
@@ -226,6 +227,9 @@ class Worker:
             raise RunSetupError("the run has no hosts to act on")
         checked = [(h, _check_stored(f"host {h.id}", validate.stored_host, h, self.catalog.development))
                    for h in hosts]
+        if playbook.installs_hosts:
+            extra_vars.update(targets.install_vars(self._offline_dir()))
+            checked = [(h, {**v, "site_host_deploy_public_key": self._deploy_key(h)}) for h, v in checked]
         if site is not None:
             source = self.config.site_sources_dir / site.slug
             built = self._document_release(site, run) if playbook.needs_content else None
@@ -235,6 +239,20 @@ class Worker:
                 raise RunSetupError(f"the site's content directory {source} does not exist")
             extra_vars.update(targets.site_vars(playbook, site, source, run.id, run.started_at))
         return checked, extra_vars
+
+    def _offline_dir(self) -> Path:
+        offline = self.config.offline_dir
+        if offline is None or not (offline / "debs.tar").is_file():
+            raise RunSetupError("install_hosts needs the offline repository on the worker: FF_OFFLINE_DIR "
+                                "must name a directory holding debs.tar (scripts/build-offline's output)")
+        return offline
+
+    def _deploy_key(self, host: Host) -> str:
+        """The public half of the key this control plane logs in to the host with: the one
+        the deploy account must accept."""
+        if host.connection != "ssh":
+            raise RunSetupError(f"install_hosts installs SSH hosts; host '{host.name}' is this machine")
+        return sshrun.public_line(self.credentials.current(host))
 
     def _document_release(self, site: Site, run: Run) -> tuple[Path, Path] | None:
         if self.config.documents_dir is None:

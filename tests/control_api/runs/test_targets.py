@@ -58,3 +58,9 @@ def test_the_worker_asks_the_registry_and_never_branches_on_a_playbook_name():
     assert not re.search(r"playbook\s*[!=]=|\"(deploy_site|rollback_site|check_hosts)\"", source)
     assert playbooks.PLAYBOOKS["deploy_site"].needs_content
     assert not playbooks.PLAYBOOKS["rollback_site"].needs_content
+
+
+def test_install_hosts_targets_every_host_of_the_runs_inventory_and_ships_the_repository():
+    assert playbooks.PLAYBOOKS["install_hosts"].installs_hosts
+    assert targets.install_vars(pathlib.Path("/var/lib/weco-offline")) == {
+        "weco_offline_dir": "/var/lib/weco-offline", "target_hosts": "all"}

@@ -193,3 +193,28 @@ def _processes_with(needle: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def install_hosts(queue, user, host) -> Run:
+    request = RunRequest("install_hosts", {"hosts": [host.id]}, {}, None, None)
+    return queue.request(user, request, None, ACTOR)[0]
+
+
+def test_install_hosts_without_an_offline_repository_fails_with_the_reason(deps, superadmin, local_host):
+    worker = build_worker(deps, name="w-offline")
+    assert worker.config.offline_dir is None  # FF_OFFLINE_DIR unset
+    run = install_hosts(worker.queue, superadmin, local_host)
+    assert worker.run_once()
+    done = Run.get_by_id(run.id)
+    assert done.status == "error" and "FF_OFFLINE_DIR" in done.error, done.error
+    assert not RunEvent.select().where(RunEvent.run == run.id).exists()  # nothing ran
+
+
+def test_install_hosts_refuses_the_workers_own_machine(deps, superadmin, local_host, tmp_path):
+    (tmp_path / "debs.tar").write_bytes(b"")
+    worker = build_worker(deps, name="w-local")
+    worker.config = dataclasses.replace(worker.config, offline_dir=tmp_path)
+    run = install_hosts(worker.queue, superadmin, local_host)
+    assert worker.run_once()
+    done = Run.get_by_id(run.id)
+    assert done.status == "error" and "installs SSH hosts" in done.error, done.error
