@@ -54,7 +54,8 @@ def sign(path, secret_path, trusted_comment: str) -> Path:
         # minisign's signature file is line based: a line break would end the trusted comment.
         raise SigningError("the trusted comment must be one line")
     out = Path(f"{path}.minisig")
-    _run(f"sign {path}", ["-S", "-s", str(secret_path), "-m", str(path), "-t", trusted_comment, "-x", str(out)])
+    args = ["-S", "-s", str(secret_path), "-m", str(path), "-t", trusted_comment, "-x", str(out)]
+    _run(f"sign {path}", args)
     return out
 
 
