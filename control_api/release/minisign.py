@@ -37,6 +37,11 @@ def _mul(s, p):
     return q
 
 
+def _same_point(p, q):
+    # Projective coordinates: compare X/Z and Y/Z without inverting Z.
+    return (p[0] * q[2] - q[0] * p[2]) % _P == 0 and (p[1] * q[2] - q[1] * p[2]) % _P == 0
+
+
 def _decode_point(s):
     """The point encoded by 32 bytes, or None when they encode no point (RFC 8032 5.1.3)."""
     y = int.from_bytes(s, "little")
@@ -66,11 +71,7 @@ def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> bool:
     if a is None or r is None or s >= _L:  # S >= L would make signatures malleable
         return False
     k = int.from_bytes(hashlib.sha512(signature[:32] + public + message).digest(), "little") % _L
-    left, right = _mul(s, _B), _add(r, _mul(k, a))
-    # Projective coordinates: compare X/Z and Y/Z without inverting Z.
-    return (left[0] * right[2] - right[0] * left[2]) % _P == 0 and (
-        left[1] * right[2] - right[1] * left[2]
-    ) % _P == 0
+    return _same_point(_mul(s, _B), _add(r, _mul(k, a)))
 
 
 # -- minisign files --------------------------------------------------------------------------
