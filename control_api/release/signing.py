@@ -6,6 +6,7 @@ minisign's default prehashed mode (algorithm ED), which the verifier streams.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,9 @@ from control_api.release.minisign import SignatureError, parse_public_key
 
 class SigningError(Exception):
     """minisign refused or failed; the message is one line."""
+
+
+_PROMPTS = re.compile(r"^(Password(?: \(one more time\))?: )+")
 
 
 def _run(action: str, args: list[str]) -> None:
@@ -34,8 +38,9 @@ def _run(action: str, args: list[str]) -> None:
                 sys.stderr.buffer.write(chunk)
                 sys.stderr.flush()
     if proc.returncode != 0:
-        lines = [line.strip() for line in err.decode(errors="replace").splitlines()]
-        said = " ".join(line for line in lines if line and not line.startswith("Password"))
+        # Drop the password prompts, which share a line with what follows them.
+        lines = [_PROMPTS.sub("", line).strip() for line in err.decode(errors="replace").splitlines()]
+        said = " ".join(line for line in lines if line)
         raise SigningError(f"minisign could not {action}: {said or f'exit status {proc.returncode}'}")
 
 
