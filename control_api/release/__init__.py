@@ -1,0 +1,1 @@
+"""Release bundle signing (minisign CLI) and verification (stdlib-only, embedded in install.sh)."""
