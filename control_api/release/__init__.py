@@ -1,0 +1,1 @@
+"""Build-time tooling for the signed offline release bundle."""
