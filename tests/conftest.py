@@ -17,6 +17,7 @@ from control_api.auth.passwords import PasswordHasher
 from control_api.db import open_database
 from control_api.settings import load_settings
 from control_api.wiring import build_deps, build_users
+from tests import side_runs
 from tests.peers.clamd import Clamd
 from tests.peers.gcpkms import FakeCloudKms
 from tests.peers.moto import CREDENTIALS, MotoServer
@@ -183,8 +184,10 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_collection_finish(session):
-    """The Molecule scenarios start now, in the background, and overlap everything else."""
+    """The Molecule scenarios and the side runs start now, in the background, and overlap
+    everything else."""
     if not session.config.option.collectonly:
+        side_runs.start(side_runs.selected(session))
         molecule_runs.start_scenarios(molecule_runs.selected_scenarios(session))
 
 
@@ -192,6 +195,7 @@ def pytest_sessionfinish(session, exitstatus):
     """A skipped test hides a missing peer or an untested backend: fail the run. Scenarios
     a stopped run never waited for are killed and their hosts taken down."""
     molecule_runs.stop_scenarios(molecule_runs._RUNS)
+    side_runs.stop()
     if _skipped and exitstatus == 0:
         session.exitstatus = 1
         print(f"\nskipped tests are not allowed here: {', '.join(_skipped)}")

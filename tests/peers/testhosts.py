@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import pathlib
 import subprocess
 from collections.abc import Iterator
@@ -33,6 +34,13 @@ class TestHost:
                 "-o", "UserKnownHostsFile=/dev/null", f"root@{self.address}", command]
         return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
 
+    def copy_in(self, paths: list[pathlib.Path], directory: str, timeout: float = 300) -> None:
+        """scp files into a directory of the host (made if missing)."""
+        self.ssh(f"mkdir -p {directory}")
+        argv = ["scp", "-q", "-i", harness_key(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", *map(str, paths), f"root@{self.address}:{directory}/"]
+        subprocess.run(argv, capture_output=True, text=True, check=True, timeout=timeout)
+
     def authorize(self, public_key: str) -> None:
         self.ssh(f"echo '{public_key.strip()}' >> /root/.ssh/authorized_keys")
 
@@ -49,13 +57,16 @@ def harness_key() -> str:
 
 
 @contextlib.contextmanager
-def booted(prefix: str, first_index: int, count: int) -> Iterator[list[TestHost]]:
+def booted(prefix: str, first_index: int, count: int, base: str = "base") -> Iterator[list[TestHost]]:
+    """`count` hosts; base "bare" boots the bare flavour (systemd, sshd and python3 only) that
+    install tests start from."""
     hosts: list[TestHost] = []
+    env = dict(os.environ, WECO_TESTHOSTS_BASE=base)
     try:
         for offset in range(count):
             name, index = f"{prefix}{first_index + offset}", first_index + offset
             done = subprocess.run([HOSTS / "up.sh", name, str(index)], capture_output=True, text=True,
-                                  timeout=300)
+                                  timeout=300, env=env)
             if done.returncode != 0:
                 raise RuntimeError(f"test host {name} did not come up: {done.stderr}")
             hosts.append(TestHost(name, index, done.stdout.strip().splitlines()[-1]))

@@ -1,0 +1,257 @@
+"""The signed release bundle, end to end on bare Debian 12 test hosts with no route out.
+
+Run beside the rest of the suite (tests/side_runs.py starts it when collection finishes;
+tests/release/test_bundle_scenario.py waits for it). Builds the bundle with
+`scripts/release build` from this commit, then on three bare hosts (systemd, sshd and
+python3 only; forwarding only between their links, nothing NATed):
+
+- refusals first, on rl64 before anything is installed there: a flipped byte, a
+  signature from another key, a missing signature, FF_ALLOW_UNVERIFIED=1 on a tagged
+  build; each leaves the host as it was;
+- rl63 gets only the tarball, its signature and install.sh, and `install.sh --admin`;
+  a login works through nginx over HTTPS;
+- rl64 is installed with `install.sh --host`, rl65 through the admin VM's API
+  (install_hosts as an audited run); one deploy serves the site on both;
+- the SBOM lists every package installed on the admin VM (pip freeze, dpkg);
+- with the egress allowlist on, the login and the deploy hit none of its reject counters.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import time
+
+import pytest
+import requests
+
+from control_api.release import bundle, sbom, signing
+from tests.control_api.runs.test_deploys_on_hosts import new_key
+from tests.peers.testhosts import ROOT, TestHost, booted
+
+ADMIN, SITE, API_SITE = "10.200.63.2", "10.200.64.2", "10.200.65.2"
+# Everything a refused install could have written to.
+FOOTPRINT = ("find /etc /opt /srv /usr /var/lib /var/cache/apt -xdev -newer /root/before -not -path "
+             "'/var/lib/systemd/*' -print 2>/dev/null | sort")
+
+
+def build_release(out: pathlib.Path, keys: pathlib.Path) -> subprocess.CompletedProcess:
+    argv = [ROOT / "scripts/release", "build", out, "--secret-key", keys / "release.key",
+            "--public-key", keys / "release.pub"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+
+
+def delivery(tarball: pathlib.Path) -> list[pathlib.Path]:
+    """What an operator carries in: the tarball, its signature and install.sh."""
+    return [tarball, pathlib.Path(f"{tarball}.minisig"), tarball.parent / "install.sh"]
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    out = tmp_path_factory.mktemp("release")
+    keys = tmp_path_factory.mktemp("keys")
+    signing.generate_keypair(keys / "release.pub", keys / "release.key", password=False)
+    signing.generate_keypair(keys / "other.pub", keys / "other.key", password=False)
+    started = time.monotonic()
+    built = build_release(out, keys)
+    assert built.returncode == 0, built.stderr[-4000:]
+    tarball = pathlib.Path(built.stdout.strip().splitlines()[-1])
+    print(f"bundle: {tarball.name} {tarball.stat().st_size / 2**20:.1f} MiB, built in "
+          f"{time.monotonic() - started:.0f} s")
+    return tarball, keys
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    with booted("rl", 63, 3, base="bare") as booted_hosts:
+        # The hosts reach each other through this machine's veths (the admin VM reaches
+        # the site hosts over SSH); nothing is NATed, so there is still no route out.
+        for host in booted_hosts:
+            subprocess.run(["sysctl", "-q", "-w", f"net.ipv4.conf.vh-{host.name}.forwarding=1"], check=True)
+        yield booted_hosts
+
+
+def version_of(tarball: pathlib.Path) -> str:
+    return tarball.name.removeprefix("weco-").removesuffix(".tar.gz")
+
+
+def test_two_builds_of_one_commit_are_the_same_bytes(release, tmp_path):
+    tarball, keys = release
+    again = build_release(tmp_path, keys)
+    assert again.returncode == 0, again.stderr[-4000:]
+    sbom_name = f"weco-{version_of(tarball)}.sbom.json"
+    for name in (tarball.name, f"{tarball.name}.minisig", "install.sh", sbom_name):
+        assert (tmp_path / name).read_bytes() == (tarball.parent / name).read_bytes(), name
+
+
+def test_the_sbom_beside_the_tarball_validates_against_cyclonedx_1_6(release):
+    tarball, _ = release
+    document = json.loads((tarball.parent / f"weco-{version_of(tarball)}.sbom.json").read_text())
+    sbom.validate(document)
+    assert document["specVersion"] == "1.6"
+    purls = [c["purl"] for c in document["components"]]
+    assert any(p.startswith("pkg:pypi/ansible-core@") for p in purls)
+    assert any(p.startswith("pkg:deb/debian/nginx@") for p in purls)
+
+
+def refusal(host: TestHost, case: str, setup: str, env: str = "") -> str:
+    """Run install.sh --admin from a copy of the delivery in /root/CASE after `setup` there;
+    it must fail, print one line, and leave nothing behind."""
+    host.ssh(f"rm -rf /root/{case} && cp -al /root/delivery /root/{case} && cd /root/{case} && {setup}")
+    host.ssh("touch /root/before && sleep 1")
+    ran = host.ssh(f"cd /root/{case} && {env} ./install.sh --admin", check=False, timeout=120)
+    assert ran.returncode == 1, (case, ran.stdout, ran.stderr)
+    assert ran.stderr.count("\n") == 1 and ran.stderr.startswith("install.sh: refused:"), (case, ran.stderr)
+    assert host.ssh(FOOTPRINT, check=False).stdout == "", (case, "the target changed")
+    left = host.ssh("ls -d /var/lib/weco-install /opt/weco-installer", check=False)
+    assert left.returncode != 0 and not left.stdout, (case, left.stdout)
+    host.ssh(f"rm -rf /root/{case}")
+    return ran.stderr.strip()
+
+
+def test_tampering_is_refused_before_anything_is_written(release, hosts, tmp_path):
+    tarball, keys = release
+    site = hosts[1]
+    name = tarball.name
+    site.copy_in(delivery(tarball), "/root/delivery")
+    # Another key's signature over the very same bytes.
+    other = tmp_path / name
+    other.symlink_to(tarball)
+    foreign = signing.sign(other, keys / "other.key", f"file:{name} version:{version_of(tarball)}")
+    site.copy_in([foreign], "/root/foreign")
+    # A copy with one byte flipped (the copy is new: the delivery's tarball is hard-linked).
+    flip = (f"cp --remove-destination {name} {name}.x && mv {name}.x {name} && "
+            f"printf '\\x00' | dd of={name} bs=1 seek=4096 conv=notrunc status=none")
+    inner = f"tar -xzOf {name} weco-{version_of(tarball)}/install.sh > install.sh && chmod +x install.sh"
+
+    assert "has SHA-256" in refusal(site, "flip", flip)
+    assert "does not match the file" in refusal(site, "flip-inner", f"{flip} && {inner}")
+    assert "trusted key" in refusal(site, "other-key", f"cp /root/foreign/{name}.minisig {name}.minisig")
+    assert "no signature" in refusal(site, "no-signature", f"rm {name}.minisig")
+    # install.sh as a tagged build of this version makes it; the check comes before any other.
+    tagged = tmp_path / "install.sh"
+    version = version_of(tarball)
+    tagged.write_text(bundle.render_installer(version=version, tag=f"v{version}",
+                                              public_key=signing.public_key_line(keys / "release.pub")))
+    site.copy_in([tagged], "/root/tagged")
+    assert "tagged release" in refusal(site, "unverified-tagged", "cp /root/tagged/install.sh install.sh",
+                                       env="FF_ALLOW_UNVERIFIED=1")
+
+
+def api_session(admin: TestHost, ca: pathlib.Path) -> dict:
+    password = admin.ssh("sed -n 2p /root/superadmin.txt").stdout.strip()
+    login = requests.post(f"https://{ADMIN}/api/auth/login", verify=ca, timeout=30,
+                          json={"email": "admin@weco.test", "password": password})
+    assert login.status_code == 200, login.text
+    minted = requests.post(f"https://{ADMIN}/api/tokens", verify=ca, timeout=30, cookies=login.cookies,
+                           headers={"X-CSRF-Token": login.json()["csrf_token"]}, json={"name": "bundle-test"})
+    assert minted.status_code == 201, minted.text
+    return {"Authorization": f"Bearer {minted.json()['value']}"}
+
+
+def reject_counters(host: TestHost) -> list[int]:
+    rules = host.ssh("nft -a list ruleset").stdout
+    return [int(line.split("counter packets ")[1].split()[0]) for line in rules.splitlines()
+            if "counter packets" in line and "reject" in line]
+
+
+def register(ca, auth, host: TestHost, private_key: str) -> int:
+    made = requests.post(f"https://{ADMIN}/api/hosts", verify=ca, headers=auth, timeout=30, json={
+        "name": host.name, "address": host.address, "ssh_user": "root", "ssh_private_key": private_key,
+        "ssh_host_key": host.host_key_line()})
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+def finished(ca, auth, run_id: int, timeout: float = 900) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = requests.get(f"https://{ADMIN}/api/runs/{run_id}", verify=ca, headers=auth, timeout=30).json()
+        if run["finished_at"]:
+            return run
+        assert time.monotonic() < deadline, run
+        time.sleep(1)
+
+
+def test_install_sh_installs_the_admin_vm_and_site_hosts_offline(release, hosts, tmp_path):
+    tarball, _ = release
+    admin, site, api_site = hosts
+    admin.copy_in(delivery(tarball), "/root/delivery")
+    private, public = new_key()
+    admin_vars = {
+        "control_api_superadmin_email": "admin@weco.test",
+        "control_api_superadmin_password_file": "/root/superadmin.txt",
+        "control_api_worker_instances": 1,
+        "nginx_tls_server_names": ["rl63.weco.test"], "nginx_tls_ip_sans": [ADMIN],
+        "nginx_tls_listen_ipv6": False,
+        "egress_allowlist_destinations": [{"name": "site-ssh", "host": h, "port": 22, "protocol": "tcp"}
+                                          for h in (SITE, API_SITE)]}
+    site_vars = {"site_host_deploy_public_key": public, "nginx_tls_server_names": ["rl64.weco.test"],
+                 "nginx_tls_listen_ipv6": False, "egress_allowlist_destinations": []}
+    for host, variables in ((admin, admin_vars), (site, site_vars)):
+        (tmp_path / f"{host.name}.json").write_text(json.dumps(variables))
+        host.copy_in([tmp_path / f"{host.name}.json"], "/root/delivery")
+    started = time.monotonic()
+    # A test host has no LUKS: the gate lets it through only in dev, when told to.
+    env = "FF_ENV=dev FF_ALLOW_UNENCRYPTED=1"
+    installed = admin.ssh(f"cd /root/delivery && {env} ./install.sh --admin --vars rl63.json", check=False,
+                          timeout=1800)
+    assert installed.returncode == 0, installed.stdout[-6000:] + installed.stderr[-3000:]
+    print(f"install.sh --admin: {time.monotonic() - started:.0f} s")
+    installed = site.ssh(f"cd /root/delivery && {env} ./install.sh --host --vars rl64.json", check=False,
+                         timeout=1200)
+    assert installed.returncode == 0, installed.stdout[-6000:] + installed.stderr[-3000:]
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text(admin.ssh("cat /etc/ssl/weco/weco-ca.crt").stdout)
+    counters = reject_counters(admin)
+    auth = api_session(admin, ca)  # a login through nginx over HTTPS
+    site_id = register(ca, auth, site, private)
+    api_site.authorize(public)
+    api_site_id = register(ca, auth, api_site, private)
+
+    # The third host is installed by the control plane itself, as an audited run.
+    run = requests.post(f"https://{ADMIN}/api/runs", verify=ca, headers=auth, timeout=30,
+                        json={"playbook": "install_hosts", "hosts": [api_site_id]})
+    assert run.status_code == 201, run.text
+    done = finished(ca, auth, run.json()["id"])
+    assert done["status"] == "successful", done
+
+    admin.ssh("install -d -o weco -g weco /var/lib/weco/site-sources/demo && "
+              "echo '<h1>from the bundle</h1>' > /var/lib/weco/site-sources/demo/index.html")
+    for method, path, body in (("POST", "/api/sites", {"slug": "demo", "domain": "demo.weco.test"}),
+                               ("PUT", f"/api/sites/demo/hosts/{site_id}", {}),
+                               ("PUT", f"/api/sites/demo/hosts/{api_site_id}", {})):
+        answer = requests.request(method, f"https://{ADMIN}{path}", verify=ca, headers=auth, timeout=30,
+                                  json=body)
+        assert answer.status_code in (200, 201, 204), answer.text
+    run = requests.post(f"https://{ADMIN}/api/runs", verify=ca, headers=auth, timeout=30,
+                        json={"playbook": "deploy_site", "site": "demo"})
+    assert run.status_code == 201, run.text
+    done = finished(ca, auth, run.json()["id"])
+    assert done["status"] == "successful", done
+    for host in (site, api_site):
+        served = subprocess.run(["curl", "-fsS", "-k", "--resolve", f"demo.weco.test:443:{host.address}",
+                                 "https://demo.weco.test/"], capture_output=True, text=True, timeout=30)
+        assert "from the bundle" in served.stdout, (host.name, served.stderr)
+        log = host.ssh("cat /var/log/weco-host-audit.jsonl").stdout
+        lines = [json.loads(line) for line in log.splitlines()]
+        assert {"prepare", "activate"} <= {e["action"] for e in lines if e.get("slug") == "demo"}, lines
+
+    # Runtime egress: the login, the host installs and the deploy reached nothing outside the allowlist.
+    assert counters and reject_counters(admin) == counters, admin.ssh("nft list ruleset").stdout
+    audit = admin.ssh("weco audit verify --witness-pub /etc/weco/audit/witness.pub", check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+    # Every package on the admin VM that the bare image lacked is in the SBOM.
+    document = json.loads((tarball.parent / f"weco-{version_of(tarball)}.sbom.json").read_text())
+    freeze = admin.ssh("/opt/weco/current/bin/python -m pip freeze --all; "
+                       "for v in /opt/weco-installer/*/bin/python; do $v -m pip freeze --all; done").stdout
+    dpkg = admin.ssh("dpkg-query -W -f '${Package} ${Version}\\n'").stdout
+    bare = subprocess.run([ROOT / "molecule/_hosts/base-bare.sh"], capture_output=True, text=True,
+                          check=True).stdout.strip().splitlines()[-1]
+    base = set(subprocess.run(["dpkg-query", f"--admindir={bare}/var/lib/dpkg", "-W", "-f", "${Package}\n"],
+                              capture_output=True, text=True, check=True).stdout.split())
+    missing = sbom.installed_vs_sbom(document, freeze, dpkg, base)
+    assert not missing, missing
