@@ -36,6 +36,8 @@ class Control:
 
 
 T_PW = "tests/control_api/auth/test_passwords.py"
+# tests/release/bundle_scenario.py on bare hosts, run beside the suite and waited for here:
+T_BUNDLE = "tests/release/test_bundle_scenario.py::test_side_run"
 T_DOC = "tests/control_api/resources/test_documents.py"
 T_TH = "tests/control_api/auth/test_throttle.py"
 T_SCIM = "tests/control_api/scim"
@@ -320,12 +322,34 @@ CONTROLS: tuple[Control, ...] = (
             "prepare, activate, rollback and prune to /var/log/weco-host-audit.jsonl.",
             (), ("roles/site_deploy/files/weco_site_release.py",), (T_MOL,)),
     # 2.6 Supply chain
-    Control("2.6", "Minisign-signed release tarball", "Planned", "Missing: the offline bundle is not "
-                                                                 "signed yet."),
-    Control("2.6", "SHA-256 of tarball + install.sh self-check", "Planned",
-            "Missing: no release tarball with a self-checking installer yet."),
-    Control("2.6", "SBOM (CycloneDX) per release", "Planned",
-            "Missing: no SBOM is built; the evidence pack includes one when a release ships SBOM.cdx.json."),
+    Control("2.6", "Minisign-signed release tarball", "Shipped",
+            "`scripts/release build` signs weco-V.tar.gz with minisign (the trusted comment names the file, "
+            "version, tag and SHA-256); install.sh carries the public key and checks the signature with our "
+            "stdlib-only verifier before extracting anything, as the control plane can.",
+            (), ("control_api/release/minisign.py", "control_api/release/signing.py",
+                                       "control_api/release/build.py", "control_api/release/install.sh.in"),
+            ("tests/release/test_minisign.py::test_minisign_cli_agrees_on_each_vector",
+             "tests/release/test_minisign.py::test_another_keys_signature_with_a_forged_key_id_fails_the_ed25519_check",
+             "tests/release/test_installer.py::test_a_signature_from_another_key_is_refused",
+             "tests/release/test_installer.py::test_a_missing_signature_is_refused",
+             T_BUNDLE)),
+    Control("2.6", "SHA-256 of tarball + install.sh self-check", "Shipped",
+            "install.sh beside the tarball holds its SHA-256 and refuses a mismatch in one line before "
+            "writing anything, then checks every file against the tarball's SHA256SUMS; "
+            "FF_ALLOW_UNVERIFIED=1 is honoured only on untagged development builds.",
+            (), ("control_api/release/install.sh.in", "control_api/release/bundle.py"),
+            ("tests/release/test_installer.py::test_one_flipped_byte_is_refused_by_the_digest_and_by_the_signature",
+             "tests/release/test_installer.py::"
+             "test_allow_unverified_is_refused_on_a_tagged_release_and_honoured_on_a_development_build",
+             T_BUNDLE)),
+    Control("2.6", "SBOM (CycloneDX) per release", "Shipped",
+            "SBOM.cdx.json inside the tarball and weco-V.sbom.json beside it: CycloneDX 1.6 from "
+            "cyclonedx-py plus every Debian package, each with its checked SHA-256, validated against the "
+            "1.6 schema; the scenario compares it with pip freeze and dpkg on an installed admin VM.",
+            (), ("control_api/release/sbom.py",),
+            ("tests/release/test_sbom.py::test_validate_refuses_documents_the_1_6_schema_refuses",
+             "tests/release/test_sbom.py::test_the_sbom_lists_every_wheel_and_deb_with_its_version_and_sha256",
+             T_BUNDLE)),
     Control("2.6", "CI workflows shipped inside release tarball", "Planned",
             "Missing: no release tarball yet (CI is `.ci/run`, which runs the README's test command)."),
     Control("2.6", "Dependabot / Snyk / npm-audit gating", "Planned",
@@ -335,12 +359,16 @@ CONTROLS: tuple[Control, ...] = (
             "Missing: no release process publishes source snapshots yet."),
     # 2.7 Outbound calls
     Control("2.7", "No outbound calls at runtime", "Partial",
-            "Missing: no test watches a running deployment's network. The API calls only what settings name "
-            "(key providers, SMTP, S3 backups); the egress allowlist bounds hosts.",
-            (), ("roles/egress_allowlist/",), (T_MOL,)),
-    Control("2.7", "Install-time outbound calls replaceable (air-gap)", "Partial",
-            "Missing: the signed bundle. Installs take packages from the controller's offline repository.",
-            (), ("roles/offline_repo/", "scripts/build-offline"), (T_MOL,)),
+            "Missing: a watch over every runtime path (only a login, a host install and a deploy are "
+            "watched: the bundle scenario sees no hit on the installed admin VM's egress reject counters). "
+            "The API calls only what settings name (key providers, SMTP, S3 backups); the egress allowlist "
+            "bounds hosts.",
+            (), ("roles/egress_allowlist/",), (T_MOL, T_BUNDLE)),
+    Control("2.7", "Install-time outbound calls replaceable (air-gap)", "Shipped",
+            "There are none to replace: install.sh installs from the signed tarball alone (its wheelhouse, "
+            "its Debian repository, its collection) on targets with no route out.",
+            (), ("roles/offline_repo/", "scripts/build-offline", "control_api/release/install.sh.in"),
+            (T_MOL, T_BUNDLE)),
 )
 
 THREATS: tuple[tuple[str, str], ...] = (
@@ -352,7 +380,8 @@ THREATS: tuple[tuple[str, str], ...] = (
      "cost 12, store-backed rate limits and lockout, email codes and TOTP, sealed mode, step-up, per-row "
      "encrypted host keys, master secret from a KMS, backups under a separate passphrase."),
     ("Supply chain", "a backdoored dependency or release. Mitigations here: exact pins and locks, offline "
-     "installs from what the controller ships. Release signing and SBOMs are Planned (2.6)."),
+     "installs from what the controller ships, a minisign-signed release whose installer checks "
+     "its digest and signature before extracting, a CycloneDX SBOM per release (2.6)."),
     ("Licence/JWT abuse", "a pirated or replayed licence. Mitigations here: Ed25519-signed licences verified "
      "under the key shipped in the release (the signing key stays on the issuer's offline machine), "
      "expiry, signed revocation lists that only move forward, caps enforced in the database "

@@ -98,7 +98,7 @@ def test_the_sbom_beside_the_tarball_validates_against_cyclonedx_1_6(release):
 def refusal(host: TestHost, case: str, setup: str, env: str = "") -> str:
     """Run install.sh --admin from a copy of the delivery in /root/CASE after `setup` there;
     it must fail, print one line, and leave nothing behind."""
-    host.ssh(f"rm -rf /root/{case} && cp -al /root/delivery /root/{case} && cd /root/{case} && {setup}")
+    host.ssh(f"rm -rf /root/{case} && cp -a /root/delivery /root/{case} && cd /root/{case} && {setup}")
     host.ssh("touch /root/before && sleep 1")
     ran = host.ssh(f"cd /root/{case} && {env} ./install.sh --admin", check=False, timeout=120)
     assert ran.returncode == 1, (case, ran.stdout, ran.stderr)
@@ -120,14 +120,15 @@ def test_tampering_is_refused_before_anything_is_written(release, hosts, tmp_pat
     other.symlink_to(tarball)
     foreign = signing.sign(other, keys / "other.key", f"file:{name} version:{version_of(tarball)}")
     site.copy_in([foreign], "/root/foreign")
-    # A copy with one byte flipped (the copy is new: the delivery's tarball is hard-linked).
-    flip = (f"cp --remove-destination {name} {name}.x && mv {name}.x {name} && "
-            f"printf '\\x00' | dd of={name} bs=1 seek=4096 conv=notrunc status=none")
-    inner = f"tar -xzOf {name} weco-{version_of(tarball)}/install.sh > install.sh && chmod +x install.sh"
+    # One byte of the tarball overwritten.
+    flip = ("python3 -c 'import sys; f = open(sys.argv[1], \"r+b\"); f.seek(4096); b = f.read(1)[0]; "
+            f"f.seek(4096); f.write(bytes([b ^ 1]))' {name}")
+    # The copy inside the tarball (it has no digest: only the signature guards it).
+    inner = f"tar -xzOf {name} weco-{version_of(tarball)}/install.sh > install.sh"
 
     assert "has SHA-256" in refusal(site, "flip", flip)
-    assert "does not match the file" in refusal(site, "flip-inner", f"{flip} && {inner}")
-    assert "trusted key" in refusal(site, "other-key", f"cp /root/foreign/{name}.minisig {name}.minisig")
+    assert "does not match the file" in refusal(site, "flip-inner", f"{inner} && {flip}")
+    assert "trusted key" in refusal(site, "other-key", f"cp /root/foreign/{name}.minisig .")
     assert "no signature" in refusal(site, "no-signature", f"rm {name}.minisig")
     # install.sh as a tagged build of this version makes it; the check comes before any other.
     tagged = tmp_path / "install.sh"
@@ -135,7 +136,7 @@ def test_tampering_is_refused_before_anything_is_written(release, hosts, tmp_pat
     tagged.write_text(bundle.render_installer(version=version, tag=f"v{version}",
                                               public_key=signing.public_key_line(keys / "release.pub")))
     site.copy_in([tagged], "/root/tagged")
-    assert "tagged release" in refusal(site, "unverified-tagged", "cp /root/tagged/install.sh install.sh",
+    assert "tagged release" in refusal(site, "unverified-tagged", "cp /root/tagged/install.sh .",
                                        env="FF_ALLOW_UNVERIFIED=1")
 
 
@@ -185,7 +186,7 @@ def test_install_sh_installs_the_admin_vm_and_site_hosts_offline(release, hosts,
         "control_api_worker_instances": 1,
         "nginx_tls_server_names": ["rl63.weco.test"], "nginx_tls_ip_sans": [ADMIN],
         "nginx_tls_listen_ipv6": False,
-        "egress_allowlist_destinations": [{"name": "site-ssh", "host": h, "port": 22, "protocol": "tcp"}
+        "egress_allowlist_destinations": [{"name": f"ssh-{h}", "host": h, "port": 22, "protocol": "tcp"}
                                           for h in (SITE, API_SITE)]}
     site_vars = {"site_host_deploy_public_key": public, "nginx_tls_server_names": ["rl64.weco.test"],
                  "nginx_tls_listen_ipv6": False, "egress_allowlist_destinations": []}
