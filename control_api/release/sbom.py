@@ -115,7 +115,8 @@ def installed_vs_sbom(doc, pip_freeze_text: str, dpkg_query_text: str,
     base = set(base)
     extra = []
     for name, ver in _pip_freeze(pip_freeze_text):
-        if not any(ver is None or _same_version(ver, v) for v in wheels.get(name, ())):
+        if not any(ver is None or _same_version(ver, v) for v in wheels.get(name, ())) \
+                and not _seeded_by_debian(name, ver, debs):
             extra.append(("pypi", name, ver or ""))
     for line in dpkg_query_text.splitlines():
         name, _, ver = line.strip().partition(" ")
@@ -259,6 +260,23 @@ def _deb822(text: str) -> list[dict[str, str]]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+# A virtualenv's own pip and setuptools (`pip freeze --all` shows them) are the wheels that
+# Debian's python3-venv seeds it with, from these packages' /usr/share/python-wheels.
+SEEDED_BY_DEBIAN = {"pip": "python3-pip-whl", "setuptools": "python3-setuptools-whl"}
+
+
+def _seeded_by_debian(name: str, version: str | None, debs: dict[str, list[str]]) -> bool:
+    package = SEEDED_BY_DEBIAN.get(name)
+    return bool(package and version) and any(
+        _same_version(version, _upstream(v)) for v in debs.get(package, ()))
+
+
+def _upstream(debian_version: str) -> str:
+    """The upstream part of a Debian version: 1:23.0.1+dfsg-1 -> 23.0.1."""
+    upstream = debian_version.split(":", 1)[-1].rsplit("-", 1)[0]
+    return re.split(r"\+(?:dfsg|ds)", upstream)[0]
+
 
 def _listed(doc: dict) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     wheels: dict[str, list[str]] = {}

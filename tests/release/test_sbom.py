@@ -260,3 +260,15 @@ def test_installed_vs_sbom_finds_what_the_sbom_does_not_list(doc):
                      ("pypi", "evil-helper", "6.6")]
     assert sbom.installed_vs_sbom(doc, "", "bash 5.2.15-2+b2\n") == [("deb", "bash", "5.2.15-2+b2")]
     assert sbom.installed_vs_sbom(doc, "alpha-lib==1.0\n", "tiny-a 1.0-1\n", base={"bash"}) == []
+
+
+def test_a_venvs_own_pip_and_setuptools_are_covered_by_the_debian_packages_that_seed_them():
+    doc = {"metadata": {}, "components": [
+        {"name": "python3-pip-whl", "version": "23.0.1+dfsg-1",
+         "purl": "pkg:deb/debian/python3-pip-whl@23.0.1%2Bdfsg-1?arch=all&distro=debian-12"},
+        {"name": "python3-setuptools-whl", "version": "66.1.1-1",
+         "purl": "pkg:deb/debian/python3-setuptools-whl@66.1.1-1?arch=all&distro=debian-12"}]}
+    assert sbom.installed_vs_sbom(doc, "pip==23.0.1\nsetuptools==66.1.1\n", "") == []
+    assert sbom.installed_vs_sbom(doc, "pip==24.0\n", "") == [("pypi", "pip", "24.0")]
+    assert sbom.installed_vs_sbom({"metadata": {}, "components": []}, "pip==23.0.1\n", "") == [
+        ("pypi", "pip", "23.0.1")]
