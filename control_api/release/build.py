@@ -76,10 +76,16 @@ def stage_release(work: pathlib.Path, sha: str, version: str, tag: str, epoch: i
         bundle.requirements_closure(offline / "wheelhouse", "ansible-core"))
     (stage / "SECURITY.md").write_text(_git("show", f"{sha}:SECURITY.md") + "\n")
     installer = stage / "install.sh"
-    installer.write_text(bundle.render_installer(version=version, tag=tag, public_key=public_key))
+    installer.write_text(render_installer(sha, version=version, tag=tag, public_key=public_key))
     installer.chmod(0o755)
     bundle.write_sha256sums(stage)
     return stage
+
+
+def render_installer(sha: str, **values: str) -> str:
+    """install.sh as the commit has it (not as this checkout's files are now)."""
+    return bundle.render_installer(template=_git("show", f"{sha}:control_api/release/install.sh.in") + "\n",
+                                   verifier=_git("show", f"{sha}:control_api/release/minisign.py"), **values)
 
 
 def build(out: pathlib.Path, secret_key: pathlib.Path, public_key_file: pathlib.Path,
@@ -98,8 +104,8 @@ def build(out: pathlib.Path, secret_key: pathlib.Path, public_key_file: pathlib.
     # The bundle must verify exactly as install.sh will verify it, with the key it bakes in.
     minisign.verify_file(public_key, tarball, signature.read_text())
     installer = out / "install.sh"
-    installer.write_text(bundle.render_installer(version=version, tag=tag, public_key=public_key,
-                                                 tarball_sha256=digest))
+    installer.write_text(render_installer(sha, version=version, tag=tag, public_key=public_key,
+                                          tarball_sha256=digest))
     installer.chmod(0o755)
     return tarball
 

@@ -30,8 +30,11 @@ class BundleError(Exception):
     """A release cannot be made from these inputs; the message says which and why."""
 
 
-def render_installer(*, version: str, tag: str, public_key: str, tarball_sha256: str = "") -> str:
-    """install.sh with the release's values baked in (the digest only in the copy beside the tarball)."""
+def render_installer(*, version: str, tag: str, public_key: str, tarball_sha256: str = "",
+                     template: str | None = None, verifier: str | None = None) -> str:
+    """install.sh with the release's values baked in (the digest only in the copy beside the
+    tarball). `template` and `verifier` are install.sh.in's and minisign.py's text as the
+    release's commit has them (default: this checkout's)."""
     if not VERSION_PATTERN.match(version):
         raise BundleError(f"version {version!r} is not a release version")
     if tag not in ("", f"v{version}"):
@@ -40,10 +43,10 @@ def render_installer(*, version: str, tag: str, public_key: str, tarball_sha256:
         raise BundleError("the public key is not a minisign public key line (RW... base64)")
     if tarball_sha256 and not re.fullmatch(r"[0-9a-f]{64}", tarball_sha256):
         raise BundleError("the tarball digest is not a SHA-256 hex digest")
-    text = INSTALLER_TEMPLATE.read_text()
+    text = INSTALLER_TEMPLATE.read_text() if template is None else template
+    verifier = MINISIGN_SOURCE.read_text() if verifier is None else verifier
     for token, value in (("@VERSION@", version), ("@TAG@", tag), ("@PUBLIC_KEY@", public_key),
-                         ("@TARBALL_SHA256@", tarball_sha256),
-                         ("@MINISIGN_PY@", MINISIGN_SOURCE.read_text().rstrip("\n"))):
+                         ("@TARBALL_SHA256@", tarball_sha256), ("@MINISIGN_PY@", verifier.rstrip("\n"))):
         text = text.replace(token, value)
     return text
 
