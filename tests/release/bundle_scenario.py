@@ -28,7 +28,8 @@ import requests
 
 from control_api.release import bundle, sbom, signing
 from tests.control_api.runs.test_deploys_on_hosts import new_key
-from tests.peers.testhosts import ROOT, TestHost, booted
+from tests.peers.testhosts import ROOT, booted
+from tests.peers.testhosts import TestHost as Host
 
 ADMIN, SITE, API_SITE = "10.200.63.2", "10.200.64.2", "10.200.65.2"
 # Everything a refused install could have written to.
@@ -95,7 +96,7 @@ def test_the_sbom_beside_the_tarball_validates_against_cyclonedx_1_6(release):
     assert any(p.startswith("pkg:deb/debian/nginx@") for p in purls)
 
 
-def refusal(host: TestHost, case: str, setup: str, env: str = "") -> str:
+def refusal(host: Host, case: str, setup: str, env: str = "") -> str:
     """Run install.sh --admin from a copy of the delivery in /root/CASE after `setup` there;
     it must fail, print one line, and leave nothing behind."""
     host.ssh(f"rm -rf /root/{case} && cp -a /root/delivery /root/{case} && cd /root/{case} && {setup}")
@@ -140,7 +141,7 @@ def test_tampering_is_refused_before_anything_is_written(release, hosts, tmp_pat
                                        env="FF_ALLOW_UNVERIFIED=1")
 
 
-def api_session(admin: TestHost, ca: pathlib.Path) -> dict:
+def api_session(admin: Host, ca: pathlib.Path) -> dict:
     password = admin.ssh("sed -n 2p /root/superadmin.txt").stdout.strip()
     login = requests.post(f"https://{ADMIN}/api/auth/login", verify=ca, timeout=30,
                           json={"email": "admin@weco.test", "password": password})
@@ -151,13 +152,13 @@ def api_session(admin: TestHost, ca: pathlib.Path) -> dict:
     return {"Authorization": f"Bearer {minted.json()['value']}"}
 
 
-def reject_counters(host: TestHost) -> list[int]:
+def reject_counters(host: Host) -> list[int]:
     rules = host.ssh("nft -a list ruleset").stdout
     return [int(line.split("counter packets ")[1].split()[0]) for line in rules.splitlines()
             if "counter packets" in line and "reject" in line]
 
 
-def register(ca, auth, host: TestHost, private_key: str) -> int:
+def register(ca, auth, host: Host, private_key: str) -> int:
     made = requests.post(f"https://{ADMIN}/api/hosts", verify=ca, headers=auth, timeout=30, json={
         "name": host.name, "address": host.address, "ssh_user": "root", "ssh_private_key": private_key,
         "ssh_host_key": host.host_key_line()})
