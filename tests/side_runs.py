@@ -1,10 +1,12 @@
-"""Long end-to-end scenarios that run as pytest processes of their own, beside the suite.
+"""Long runs that go as processes of their own, beside the suite: the benchmarks' smoke
+runs and end-to-end scenarios that boot their own test hosts.
 
-Each is a pytest file not named test_*.py (so the suite does not collect it) that boots
-its own test hosts. It starts when collection finishes (tests/conftest.py), if the test
-that waits for it was selected, so its minutes of installs overlap everything else; that
-test (`test_side_run`) then waits for it and reads its JUnit report. A stopped run kills
-what it never waited for and takes the scenario's hosts down.
+A test that needs one is marked `@pytest.mark.side_run(NAME)`. Every marked run of the
+selected tests starts when collection finishes (tests/conftest.py), so its minutes of
+waiting (servers starting, installs on test hosts) overlap the rest of the suite; the test
+then calls `wait(NAME)` for its exit code and output (and, for a pytest scenario, its
+JUnit report). A scenario is a pytest file not named test_*.py, so the suite does not
+collect it. A stopped run kills what it never waited for and takes its hosts down.
 """
 
 from __future__ import annotations
@@ -20,40 +22,83 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @dataclasses.dataclass(frozen=True)
 class SideRun:
-    path: str  # the scenario's pytest file, relative to the repository
-    hosts: tuple[str, ...]  # the test hosts it boots (taken down again whatever happens)
+    args: tuple[str, ...]  # for this interpreter, from the repository's root
+    hosts: tuple[str, ...] = ()  # the test hosts it boots, taken down again whatever happens
+
+
+def _scenario(path: str, *hosts: str) -> SideRun:
+    """A pytest file of end-to-end tests, reporting to a JUnit file of its own."""
+    return SideRun(("-m", "pytest", "-p", "no:cacheprovider", "-s", "-rA", "--junitxml={report}", path),
+                   hosts)
 
 
 SIDE_RUNS = {
-    "bundle": SideRun("tests/release/bundle_scenario.py", ("rl63", "rl64", "rl65")),
+    "bundle-scenario": _scenario("tests/release/bundle_scenario.py", "rl63", "rl64", "rl65"),
+    "bench-audit-append": SideRun(("-m", "bench.audit_append", "--clients", "2", "--seconds", "1")),
+    "bench-audit-verify": SideRun(("-m", "bench.audit_verify", "--rows", "300")),
+    "bench-login-throttle": SideRun(("-m", "bench.login_throttle", "--attempts", "60")),
+    "bench-run-latency": SideRun(("-m", "bench.run_latency", "--runs", "1")),
+    "bench-request-path-sqlite": SideRun(("-m", "bench.request_path", "--requests", "300")),
+    "bench-request-path-postgresql": SideRun(("-m", "bench.request_path", "--requests", "300", "--postgres")),
 }
-_RUNS: dict[str, tuple[subprocess.Popen, object, pathlib.Path]] = {}
+
+
+@dataclasses.dataclass
+class _Running:
+    process: subprocess.Popen
+    log: object
+    report: pathlib.Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    code: int
+    output: str
+    report: pathlib.Path  # a scenario's JUnit XML
+
+
+_RUNS: dict[str, _Running] = {}
 
 
 def selected(session) -> list[str]:
-    return sorted({item.callspec.params["side_run"] for item in session.items
-                   if getattr(item, "originalname", "") == "test_side_run"})
+    return sorted({marker.args[0] for item in session.items for marker in item.iter_markers("side_run")})
 
 
-def start(names: list[str]) -> dict[str, tuple[subprocess.Popen, object, pathlib.Path]]:
+def start(names: list[str]) -> None:
     for name in names:
         if name in _RUNS:
             continue
         log = tempfile.NamedTemporaryFile(mode="w+", prefix=f"side-{name}-", suffix=".log")
         report = pathlib.Path(tempfile.mkdtemp(prefix=f"side-{name}-")) / "junit.xml"
-        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "-rA", f"--junitxml={report}",
-                SIDE_RUNS[name].path]
-        _RUNS[name] = (subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), log, report)
-    return _RUNS
+        argv = [sys.executable, *(a.format(report=report) for a in SIDE_RUNS[name].args)]
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        _RUNS[name] = _Running(process, log, report)
+
+
+def wait(name: str, timeout: float = 1800) -> Finished:
+    """The run's outcome (started now if collection did not start it)."""
+    start([name])
+    running = _RUNS[name]
+    try:
+        code = running.process.wait(timeout=timeout)
+    finally:
+        _take_down(name)
+    running.log.seek(0)
+    return Finished(code, running.log.read(), running.report)
+
+
+def _take_down(name: str) -> None:
+    running = _RUNS[name]
+    if running.process.poll() is None:
+        running.process.kill()
+        running.process.wait()
+    for host in SIDE_RUNS[name].hosts:
+        subprocess.run([ROOT / "molecule/_hosts/down.sh", host], check=False)
 
 
 def stop() -> None:
     """Kill what still runs and take its hosts down; safe to call twice."""
-    for name, (process, log, _) in list(_RUNS.items()):
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for host in SIDE_RUNS[name].hosts:
-            subprocess.run([ROOT / "molecule/_hosts/down.sh", host], check=False)
-        log.close()
+    for name, running in list(_RUNS.items()):
+        _take_down(name)
+        running.log.close()
         _RUNS.pop(name)

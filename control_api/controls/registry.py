@@ -37,7 +37,7 @@ class Control:
 
 T_PW = "tests/control_api/auth/test_passwords.py"
 # tests/release/bundle_scenario.py on bare hosts, run beside the suite and waited for here:
-T_BUNDLE = "tests/release/test_bundle_scenario.py::test_side_run"
+T_BUNDLE = "tests/release/test_bundle_scenario.py::test_the_bundle_scenario_passes_on_bare_hosts"
 T_DOC = "tests/control_api/resources/test_documents.py"
 T_TH = "tests/control_api/auth/test_throttle.py"
 T_SCIM = "tests/control_api/scim"

@@ -11,26 +11,18 @@ import pytest
 from tests import side_runs
 
 # The scenario's tests, each of which must pass (a renamed or lost test fails this one).
-EXPECTED = {
-    "bundle": {"test_two_builds_of_one_commit_are_the_same_bytes",
-               "test_the_sbom_beside_the_tarball_validates_against_cyclonedx_1_6",
-               "test_tampering_is_refused_before_anything_is_written",
-               "test_install_sh_installs_the_admin_vm_and_site_hosts_offline"},
-}
+EXPECTED = {"test_two_builds_of_one_commit_are_the_same_bytes",
+            "test_the_sbom_beside_the_tarball_validates_against_cyclonedx_1_6",
+            "test_tampering_is_refused_before_anything_is_written",
+            "test_install_sh_installs_the_admin_vm_and_site_hosts_offline"}
 
 
-@pytest.mark.parametrize("side_run", sorted(side_runs.SIDE_RUNS))
-def test_side_run(side_run: str, request) -> None:
-    process, log, report = side_runs.start([side_run])[side_run]
-    try:
-        code = process.wait(timeout=2400)
-    finally:
-        side_runs.stop()
-    log.seek(0)
-    text = log.read()
-    assert code == 0, f"{side_runs.SIDE_RUNS[side_run].path} failed:\n{text[-8000:]}"
-    cases = ElementTree.parse(report).getroot().iter("testcase")  # noqa: S314 (our own pytest's report)
+@pytest.mark.side_run("bundle-scenario")
+def test_the_bundle_scenario_passes_on_bare_hosts() -> None:
+    done = side_runs.wait("bundle-scenario", timeout=2400)
+    assert done.code == 0, f"tests/release/bundle_scenario.py failed:\n{done.output[-8000:]}"
+    cases = ElementTree.parse(done.report).getroot().iter("testcase")  # noqa: S314 (our own pytest's report)
     passed = {case.get("name") for case in cases
               if not any(case.find(verdict) is not None for verdict in ("failure", "error", "skipped"))}
-    assert passed == EXPECTED[side_run], (passed, text[-4000:])
-    print(text[-3000:])
+    assert passed == EXPECTED, (passed, done.output[-4000:])
+    print(done.output[-3000:])
