@@ -16,6 +16,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ElementTree
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,8 @@ def _scenario(path: str, *hosts: str) -> SideRun:
 
 SIDE_RUNS = {
     "bundle-scenario": _scenario("tests/release/bundle_scenario.py", "rl63", "rl64", "rl65"),
+    # About a minute of a receiver's outage (on each backend): waiting, mostly.
+    "siem-outage": _scenario("tests/control_api/siem/outage_scenario.py"),
     "bench-audit-append": SideRun(("-m", "bench.audit_append", "--clients", "2", "--seconds", "1")),
     "bench-audit-verify": SideRun(("-m", "bench.audit_verify", "--rows", "300")),
     "bench-login-throttle": SideRun(("-m", "bench.login_throttle", "--attempts", "60")),
@@ -55,6 +58,12 @@ class Finished:
     code: int
     output: str
     report: pathlib.Path  # a scenario's JUnit XML
+
+    def passed(self) -> set[str]:
+        """The names of a scenario's tests that passed (with their parameters)."""
+        cases = ElementTree.parse(self.report).getroot().iter("testcase")  # noqa: S314 (our own pytest's)
+        return {case.get("name") for case in cases
+                if not any(case.find(verdict) is not None for verdict in ("failure", "error", "skipped"))}
 
 
 _RUNS: dict[str, _Running] = {}
