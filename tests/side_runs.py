@@ -27,14 +27,19 @@ class SideRun:
     hosts: tuple[str, ...] = ()  # the test hosts it boots, taken down again whatever happens
 
 
-def _scenario(path: str, *hosts: str) -> SideRun:
-    """A pytest file of end-to-end tests, reporting to a JUnit file of its own."""
-    return SideRun(("-m", "pytest", "-p", "no:cacheprovider", "-s", "-rA", "--junitxml={report}", path),
+def _scenario(*paths: str, hosts: tuple[str, ...] = ()) -> SideRun:
+    """Pytest files of end-to-end tests, reporting to a JUnit file of their own."""
+    return SideRun(("-m", "pytest", "-p", "no:cacheprovider", "-s", "-rA", "--junitxml={report}", *paths),
                    hosts)
 
 
 SIDE_RUNS = {
-    "bundle-scenario": _scenario("tests/release/bundle_scenario.py", "rl63", "rl64", "rl65"),
+    "bundle-scenario": _scenario("tests/release/bundle_scenario.py", hosts=("rl63", "rl64", "rl65")),
+    # The API fuzzed from its OpenAPI document, as two roles on two backends, and its SSO routes.
+    "api-fuzz": _scenario("tests/control_api/openapi_fuzz_scenario.py",
+                          "tests/control_api/sso/fuzz_scenario.py"),
+    # `scripts/demo` started three times, as a newcomer would: waiting on servers, mostly.
+    "readme-demo": _scenario("tests/demo_scenario.py"),
     # About a minute of a receiver's outage (on each backend): waiting, mostly.
     "siem-outage": _scenario("tests/control_api/siem/outage_scenario.py"),
     "bench-audit-append": SideRun(("-m", "bench.audit_append", "--clients", "2", "--seconds", "1")),

@@ -1,5 +1,5 @@
 """The SSO operations fuzzed from the OpenAPI document with SAML and OIDC turned on (the
-suite-wide fuzz, tests/control_api/test_openapi_fuzz.py, runs them unconfigured, where
+suite-wide fuzz, tests/control_api/openapi_fuzz_scenario.py, runs them unconfigured, where
 each answers 404): whatever the IdP's form or the callback's query holds, a declared
 status and never a server error. Same seed and checks as the suite-wide run."""
 
@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from schemathesis.engine import events, from_schema
 
-from tests.control_api.test_openapi_fuzz import CONFIG, describe, in_process_transport  # noqa: F401
+from tests.control_api.openapi_fuzz_scenario import CONFIG, describe, in_process_transport  # noqa: F401
 
 # Five public operations: fewer examples than the suite-wide run keeps this under 20 s a backend.
 SSO_CONFIG = dict(CONFIG, generation={**CONFIG["generation"], "max-examples": 15})
