@@ -10,7 +10,6 @@ need them, so importing control_api never needs them.
 
 import argparse
 import functools
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,8 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
+
+from control_api.release.bundle import sha256_file
 
 PRODUCT = "weco"
 SPEC_VERSION = "1.6"
@@ -183,7 +184,7 @@ def _wheel_component(path: Path, comp: dict) -> dict:
               for h in ref.get("hashes", []) if h.get("alg") == "SHA-256"}
     if not listed:
         raise SbomError(f"requirements.txt gives no --hash=sha256 for {path.name}")
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest not in listed:
         raise SbomError(f"{path.name}: SHA-256 {digest} is not requirements.txt's {min(listed)}")
     return {"type": "library", "bom-ref": comp["purl"], "name": comp["name"],
@@ -205,7 +206,7 @@ def _root(wheelhouse: Path, wheel: dict | None, version: str) -> dict:
     if tarballs:
         root["components"] = [{"type": "file", "bom-ref": f"{PRODUCT}-ansible@{version}",
                                "name": tarballs[0].name, "version": version,
-                               "hashes": [{"alg": "SHA-256", "content": _sha256(tarballs[0])}]}]
+                               "hashes": [{"alg": "SHA-256", "content": sha256_file(tarballs[0])}]}]
     return root
 
 
@@ -225,7 +226,7 @@ def _debs(debs: Path) -> list[dict]:
             raise SbomError(f"{index}: {para['Filename']} is not in {debs} (a flat repository)")
         if not path.is_file():
             raise SbomError(f"{index} lists {para['Filename']}, which is not in {debs}")
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != para["SHA256"].lower():
             raise SbomError(f"{path.name}: SHA-256 {digest} is not the Packages index's {para['SHA256']}")
         named.add(path.name)
@@ -324,14 +325,6 @@ def _norm_version(v: str) -> str:
         return str(Version(v))
     except InvalidVersion:
         return v
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _serial(doc: dict) -> str:
