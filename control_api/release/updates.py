@@ -171,7 +171,8 @@ class ReleaseUpdates:
         verify.check_newer(row.version, self.running)  # another may have been applied since
         tarball = self.directory / verify.tarball_name(row.version)
         if not (tarball.is_file() and Path(f"{tarball}.minisig").is_file()):
-            raise Conflict(f"the bundle of release {row.version} is no longer in {self.directory}: upload it again")
+            raise Conflict(f"the bundle of release {row.version} is no longer in {self.directory}: "
+                           "upload it again")
         request = {"id": row.id, "version": row.version, "sha256": row.sha256}
         try:
             with self.audit.mutation():

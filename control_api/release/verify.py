@@ -81,7 +81,7 @@ def parse_comment(comment: str) -> Signed:
     try:
         canonical_version(version)
     except ValueError:
-        raise ReleaseRefused(f"the signed version {version[:80]!r} is not a PEP 440 release version") from None
+        raise ReleaseRefused(f"the signed version {version[:80]!r} is not a PEP 440 version") from None
     if file != tarball_name(version):
         raise ReleaseRefused(f"the signature was made for {file[:120]!r}, not {tarball_name(version)}")
     if tag not in ("-", f"v{version}"):

@@ -20,7 +20,8 @@ PAGE_MAX = 200
 def release_json(row: Release) -> dict:
     return {"id": row.id, "version": row.version, "sha256": row.sha256, "tag": row.tag or None,
             "state": row.state, "received_by": row.received_by_id, "received_at": iso(row.received_at),
-            "apply_requested_by": row.apply_requested_by_id, "apply_requested_at": iso(row.apply_requested_at),
+            "apply_requested_by": row.apply_requested_by_id,
+            "apply_requested_at": iso(row.apply_requested_at),
             "finished_at": iso(row.finished_at), "error": row.error}
 
 
