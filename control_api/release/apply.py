@@ -155,14 +155,15 @@ def take_request(updates: Path) -> bytes | None:
 def _copy(source: int, dest: Path, limit: int) -> str:
     """Copy an open file to a new root-only file; its SHA-256."""
     digest, size = hashlib.sha256(), 0
-    out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(source, "rb") as reader, os.fdopen(out, "wb") as writer:
-        while chunk := reader.read(1 << 20):
-            size += len(chunk)
-            if size > limit:  # it grew while we read
-                raise ReleaseRefused(f"the bundle is larger than {limit >> 20} MiB")
-            digest.update(chunk)
-            writer.write(chunk)
+    with os.fdopen(source, "rb") as reader:
+        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(out, "wb") as writer:
+            while chunk := reader.read(1 << 20):
+                size += len(chunk)
+                if size > limit:  # it grew while we read
+                    raise ReleaseRefused(f"the bundle is larger than {limit >> 20} MiB")
+                digest.update(chunk)
+                writer.write(chunk)
     return digest.hexdigest()
 
 
@@ -265,8 +266,8 @@ class ApplyPending:
         finally:
             os.close(directory)
         if digest != request.sha256:
-            raise ReleaseRefused(f"{name} changed since it was received: its SHA-256 is {digest}, the request "
-                                 f"names {request.sha256}")
+            raise ReleaseRefused(f"{name} changed since it was received: its SHA-256 is {digest}, "
+                                 f"the request names {request.sha256}")
         return tarball
 
     def _record(self, request: ApplyRequest | None, error: str | None) -> Outcome:
