@@ -14,11 +14,13 @@ import pytest
 
 from control_api.app import create_app
 from control_api.audit.log import Actor
+from control_api.auth.totp import STEP_SECONDS, TotpService, code_at
+from control_api.clock import unix_seconds
 from control_api.models import AuditEvent
 from control_api.release.models import Release
 from control_api.release.updates import ReleaseTooLarge
 from control_api.wiring import build_credentials, build_release_updates
-from tests.conftest import ACTOR
+from tests.conftest import ACTOR, PASSWORD
 from tests.control_api.resources.conftest import bearer
 from tests.release import bundles
 from tests.release.bundles import NEWER, make_bundle, signature_header
@@ -76,8 +78,8 @@ def test_a_genuine_bundle_is_received_kept_and_audited(client, root, keys, tmp_p
     assert answer.headers["location"] == f"/api/releases/{body['id']}"
     kept = updates_dir / tarball.name
     assert kept.read_bytes() == tarball.read_bytes() and kept.stat().st_mode & 0o777 == 0o600
-    assert (updates_dir / f"{tarball.name}.minisig").read_text() == (tarball.parent / f"{tarball.name}.minisig"
-                                                                   ).read_text()
+    signature = f"{tarball.name}.minisig"
+    assert (updates_dir / signature).read_text() == (tarball.parent / signature).read_text()
     assert sorted(p.name for p in updates_dir.iterdir()) == [tarball.name, f"{tarball.name}.minisig"]
     [event] = events("release.received")
     assert event["metadata"] == {"version": NEWER, "sha256": body["sha256"], "tag": ""}
@@ -118,7 +120,8 @@ def _refusal_cases(keys, other_keys, tmp_path):
         "a version that is not PEP 440": (not_pep440, {}, 422, "not a PEP 440 version"),
         "an older version": (older, {}, 409, "not newer than the running"),
         "the running version": (equal, {}, 409, "not newer than the running"),
-        "another media type": (genuine, {"content_type": "application/octet-stream"}, 415, "application/gzip"),
+        "another media type": (genuine, {"content_type": "application/octet-stream"}, 415,
+                               "application/gzip"),
     }
 
 
@@ -186,3 +189,39 @@ def test_apply_writes_the_request_for_the_root_side_once(client, root, keys, tmp
         {"version": NEWER, "sha256": received["sha256"]}]
     again = client.simulate_post(f"/api/releases/{received['id']}/apply", headers=root)
     assert again.status_code == 409 and len(events("release.apply_requested")) == 1
+
+
+def test_with_four_eyes_apply_needs_another_superadmins_approval_of_this_bundle(
+        deps, users, clock, superadmin, keys, tmp_path, updates_dir):
+    jit = dataclasses.replace(deps, settings=dataclasses.replace(deps.settings, jit_required=True))
+    client = falcon.testing.TestClient(create_app(jit))
+    totp = TotpService(deps.keys)
+    ann = users.create("ann@example.test", "superadmin", PASSWORD, ACTOR)
+    seed = totp.begin(ann, clock.now())[0]
+    totp.confirm(ann, clock.now())
+    root = bearer(build_credentials(deps).create_token(superadmin, "root", None, ACTOR)[0])
+    ann_token = bearer(build_credentials(deps).create_token(ann, "ann", None, ACTOR)[0])
+    received = upload(client, root, make_bundle(tmp_path / "out", keys)).json
+    path = f"/api/releases/{received['id']}/apply"
+
+    refused = client.simulate_post(path, headers=root)
+    assert refused.status_code == 403 and "four-eyes" in refused.json["description"]
+    params = {"release_id": received["id"], "sha256": received["sha256"]}
+    wrong = client.simulate_post("/api/approvals", headers=root, json={
+        "action": "release.apply", "params": dict(params, sha256="0" * 64), "reason": "upgrade"})
+    assert wrong.status_code == 400  # an approval names the bundle the row holds, or none
+    asked = client.simulate_post("/api/approvals", headers=root, json={
+        "action": "release.apply", "params": params, "reason": "upgrade to the new release"}).json
+    with_approval = dict(root, **{"X-Approval": str(asked["id"])})
+    assert client.simulate_post(path, headers=with_approval).status_code == 403  # not approved yet
+    assert not (updates_dir / "apply.json").exists()
+    code = code_at(seed, int(unix_seconds(clock.now()) // STEP_SECONDS))
+    approved = client.simulate_post(f"/api/approvals/{asked['id']}/approve", headers=ann_token,
+                                    json={"code": code})
+    assert approved.status_code == 200 and approved.json["state"] == "approved"
+    applied = client.simulate_post(path, headers=with_approval)
+    assert applied.status_code == 202, applied.text
+    assert json.loads((updates_dir / "apply.json").read_text())["sha256"] == received["sha256"]
+    recorded = [e.action for e in AuditEvent.select().order_by(AuditEvent.seq)]
+    assert [a for a in recorded if a in ("approval.consumed", "release.apply_requested")] == [
+        "approval.consumed", "release.apply_requested"]
