@@ -168,7 +168,11 @@ def _copy(source: int, dest: Path, limit: int) -> str:
 
 
 def _root_only(directory: Path) -> None:
-    info = os.lstat(directory)
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        raise ReleaseRefused(f"there is no {directory}: this admin VM was not installed with "
+                             "install.sh --admin; run install.sh by hand") from None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         raise ReleaseRefused(f"{directory} must be a directory of this user's only (mode 0700)")
 
