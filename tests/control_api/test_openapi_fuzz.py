@@ -27,6 +27,8 @@ from control_api.wiring import build_credentials
 from tests.conftest import ACTOR
 
 SEED = 20261201
+# A well-formed minisign key (no secret half exists): uploads get as far as their signature.
+RELEASE_KEY = "RWQAAQIDBAUGBygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZH"
 EXAMPLES = 15
 
 CONFIG = {
@@ -54,6 +56,11 @@ CONFIG = {
         {"include-operation-id": ["uploadDocument"],
          "checks": {"positive_data_acceptance": {
              "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "413", "422"]}}},
+        # A release bundle valid by the schema is random bytes with a random header: no signature
+        # parses (400), none verifies (422), none is newer or the same version again (409).
+        {"include-operation-id": ["uploadRelease"],
+         "checks": {"positive_data_acceptance": {
+             "expected-statuses": ["2xx", "400", "401", "403", "409", "413", "422"]}}},
         # A new order must name exactly the site's documents, which the schema cannot know.
         {"include-operation-id": ["reorderDocuments"],
          "checks": {"positive_data_acceptance": {
@@ -68,7 +75,8 @@ def env(env, clamd):
     would follow it for an hour and hold the whole fuzzing run. Uploads are scanned by
     the session's clamd, as in production."""
     return dict(env, FF_EVENT_STREAM_MAX_SECONDS="1", FF_CLAMD_SOCKET=clamd.socket,
-                FF_WEBAUTHN_RP_ID="localhost", FF_WEBAUTHN_ORIGINS="http://localhost:8080")
+                FF_WEBAUTHN_RP_ID="localhost", FF_WEBAUTHN_ORIGINS="http://localhost:8080",
+                FF_RELEASE_PUBLIC_KEY=RELEASE_KEY)
 
 
 @pytest.fixture(autouse=True)
