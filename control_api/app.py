@@ -15,6 +15,7 @@ from control_api.resources import (
     health,
     hosts,
     openapi,
+    releases,
     runs,
     scim,
     sites,
@@ -76,6 +77,9 @@ def create_app(deps: Deps) -> falcon.App:
     add_document_routes(app, deps, svc)
 
     add_host_key_routes(app, deps, svc)
+    updates = wiring.build_release_updates(deps)
+    app.add_route("/api/releases", releases.Releases(updates))
+    app.add_route("/api/releases/{release_id:id}/apply", releases.ReleaseApply(updates, svc.approvals))
     scim.add_routes(app, wiring.build_scim(deps, svc.credentials, svc.catalog),
                     wiring.build_scim_tokens(deps))
     add_sso_routes(app, deps, svc, cookie)

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 
 import peewee
@@ -31,6 +32,7 @@ from control_api.clock import SystemClock, unix_seconds
 from control_api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from control_api.hosts import hostkeys
 from control_api.models import ApprovalRequest, ApprovalVote, Host, Site, User
+from control_api.release.models import Release
 from control_api.sites import patterns
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,12 @@ def _slug(value: object) -> str:
     return value
 
 
+def _sha256(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError
+    return value
+
+
 def _host_key(value: object) -> str:
     return hostkeys.parse(value).line  # its canonical form: what the re-pin stores
 
@@ -62,6 +70,8 @@ COVERED: dict[str, dict[str, Callable[[object], object]]] = {
     "host.delete": {"host_id": _store_id},
     "host.rotate_credentials": {"host_id": _store_id},
     "host.repin_key": {"host_id": _store_id, "ssh_host_key": _host_key},
+    # Self-update: the received release row and the SHA-256 of the bundle it holds.
+    "release.apply": {"release_id": _store_id, "sha256": _sha256},
 }
 
 
@@ -279,3 +289,6 @@ def _target_exists(action: str, params: dict) -> None:
         raise InvalidInput(f"there is no site '{params['slug']}'")
     if "host_id" in params and not Host.select().where(Host.id == params["host_id"]).exists():
         raise InvalidInput(f"there is no host {params['host_id']}")
+    if "release_id" in params and not Release.select().where(
+            Release.id == params["release_id"], Release.sha256 == params["sha256"]).exists():
+        raise InvalidInput(f"there is no release {params['release_id']} with SHA-256 {params['sha256']}")

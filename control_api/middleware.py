@@ -106,14 +106,14 @@ class ValidText:
         body.check_text(req)
 
 
-UPLOAD_TYPES = ("multipart/form-data", "application/pdf")
+UPLOAD_TYPES = ("multipart/form-data", "application/pdf", "application/gzip")
 SCIM_PREFIX = "/scim/v2/"  # server-to-server provisioning, authenticated by control_api/scim/tokens.py
 
 
 class BodyLimit:
-    """FF_MAX_BODY_BYTES for every body, except an upload (a PDF, or a multipart form) sent
-    to a resource that takes one: its own `upload_body_limit` (FF_MAX_UPLOAD_MB), checked
-    once the route is known."""
+    """FF_MAX_BODY_BYTES for every body, except an upload (a PDF, a multipart form, a release
+    bundle) sent to a resource that takes one: its own `upload_body_limit` (FF_MAX_UPLOAD_MB,
+    FF_MAX_RELEASE_MB), checked once the route is known."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes

@@ -127,6 +127,21 @@ def _readable_file(raw: str) -> str:
     return raw
 
 
+def _release_key(raw: str) -> str:
+    """Empty, or a minisign public key's base64 line (what install.sh bakes in)."""
+    if raw:
+        from control_api.release.bundle import PUBLIC_KEY_PATTERN
+        from control_api.release.minisign import SignatureError, parse_public_key
+
+        try:
+            if not PUBLIC_KEY_PATTERN.match(raw):
+                raise ValueError
+            parse_public_key(raw)
+        except SignatureError:
+            raise ValueError from None
+    return raw
+
+
 def _group_map(raw: str) -> str:
     from control_api.sso.groups import GroupMap, GroupMapError
 
@@ -464,6 +479,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("FF_MAX_UPLOAD_MB", "100", "1..2048",
          "Largest PDF an upload may send, in MiB (the JSON limit FF_MAX_BODY_BYTES does not apply to "
          "uploads); larger uploads get 413 and leave nothing behind.", _int_range(1, 2048)),
+    Spec("FF_RELEASE_PUBLIC_KEY", "", "empty or a minisign public key line (RW + 54 base64 characters)",
+         "The key a release bundle uploaded for self-update (POST /api/releases) must be signed with, as "
+         "install.sh checks it; install.sh sets it to its own. Empty: self-update is refused.",
+         _release_key),
+    Spec("FF_MAX_RELEASE_MB", "1024", "1..8192",
+         "Largest release bundle an upload may send, in MiB; larger ones get 413 and leave nothing behind.",
+         _int_range(1, 8192)),
     Spec("FF_REQUIRE_AV", "1", "0 | 1",
          "1: an upload the virus scanner cannot scan (clamd unreachable or failing) is refused with 503. "
          "0: it goes on unscanned and its audit event says so. A virus found is a 422 either way.",
@@ -586,6 +608,8 @@ class Settings:
     run_lease_seconds: int
     site_sources_dir: str
     max_upload_mb: int
+    release_public_key: str
+    max_release_mb: int
     require_av: bool
     clamd_socket: str
     document_store_dir: str

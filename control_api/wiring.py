@@ -38,6 +38,8 @@ from control_api.hosts.rotation import RotationRequests
 from control_api.license.caps import LicenseCaps
 from control_api.license.store import LicenseStore, trusted_key
 from control_api.masterkey import MasterKeys
+from control_api.release.updates import ReleaseUpdates
+from control_api.release.verify import running_version
 from control_api.runs.adapter import AnsibleRunnerAdapter
 from control_api.runs.queue import RunQueue
 from control_api.runs.worker import Worker, WorkerConfig
@@ -267,6 +269,12 @@ def build_services(deps: Deps) -> Services:
         passkeys=passkeys,
         passkey_flows=PasskeyFlows(passkeys, logins, guard, step_up),
     )
+
+
+def build_release_updates(deps: Deps) -> ReleaseUpdates:
+    settings = deps.settings
+    return ReleaseUpdates(deps.audit, deps.clock, settings.data_dir / "updates", settings.release_public_key,
+                          settings.max_release_mb << 20, running_version())
 
 
 def build_host_keys(deps: Deps) -> HostKeys:

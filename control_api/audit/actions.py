@@ -174,6 +174,17 @@ ACTIONS: tuple[Action, ...] = (
                                           "(its ids' count, whether it revokes the installed license)."),
     Action("license.cap_refused", "Creating a site, host or account was refused at the license's cap "
                                   "(kind, cap, count, license state)."),
+    Action("release.received", "A superadmin uploaded a release bundle that verified under "
+                               "FF_RELEASE_PUBLIC_KEY (version, SHA-256, tag); it is kept for self-update."),
+    Action("release.refused", "An uploaded release bundle was refused (the one-line reason; its SHA-256, "
+                              "size and signed version when known); nothing was kept."),
+    Action("release.apply_requested", "A superadmin asked for a received release to be applied (version, "
+                                      "SHA-256); with FF_JIT_REQUIRED=1, after another's approval."),
+    Action("release.applied", "The root unit weco-update verified the release again and install.sh "
+                              "upgraded this admin VM to it (actor `system:weco-update`)."),
+    Action("release.apply_failed", "The root unit refused an apply request (a hostile or malformed "
+                                   "request, a changed bundle, a bad signature, not newer) or install.sh "
+                                   "failed: the one-line error."),
     Action("evidence.pack", "`weco evidence pack` wrote a signed evidence pack (file, its checksum "
                             "list's hash)."),
 )

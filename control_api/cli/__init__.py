@@ -17,6 +17,7 @@ from control_api.cli import (
     config,
     evidence,
     license,
+    release,
     runs,
     scim,
     secrets,
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="weco", description=__doc__)
     groups = parser.add_subparsers(dest="group", required=True)
     for module in (config, store, accounts, audit, secrets, server, runs, backup, evidence, siem, license,
-                   scim):
+                   scim, release):
         module.register(groups)
     return parser
 

@@ -199,12 +199,17 @@ CONTROLS: tuple[Control, ...] = (
              f"{T_AZ}::test_every_route_naming_a_site_or_host_has_its_guard")),
     Control("2.2", "4-eyes JIT for destructive actions", "Shipped",
             "FF_JIT_REQUIRED=1: another superadmin approves (with a TOTP code) a request bound to the "
-            "digest of the exact action; single use, time-boxed.",
-            ("FF_JIT_REQUIRED", "FF_JIT_TTL_MINUTES", "FF_JIT_APPROVERS"), ("control_api/approvals.py",),
+            "digest of the exact action; single use, time-boxed. Covers site.delete, host.delete, "
+            "host.rotate_credentials, host.repin_key and release.apply (self-update, bound to the "
+            "received bundle's SHA-256).",
+            ("FF_JIT_REQUIRED", "FF_JIT_TTL_MINUTES", "FF_JIT_APPROVERS"), ("control_api/approvals.py",
+                                                                            "control_api/release/updates.py"),
             ("tests/control_api/test_approvals.py::test_another_superadmin_approves_and_the_requester_deletes_once",
              "tests/control_api/test_approvals.py::test_no_path_lets_the_requester_approve_their_own_request",
              "tests/control_api/test_approvals.py::test_a_replayed_approval_is_refused",
-             "tests/control_api/test_approvals.py::test_an_expired_request_is_refused_and_its_history_kept")),
+             "tests/control_api/test_approvals.py::test_an_expired_request_is_refused_and_its_history_kept",
+             "tests/release/test_updates.py::"
+             "test_with_four_eyes_apply_needs_another_superadmins_approval_of_this_bundle")),
     Control("2.2", "Break-glass account", "Shipped",
             "`weco break-glass create` prints a random password, TOTP secret and recovery codes once; "
             "its logins are critical audit events.",

@@ -9,15 +9,15 @@ off (413) the moment it passes the limit, whatever Content-Length said.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from control_api.documents.errors import BadUpload, UnsupportedUpload, UploadTooLarge
+from control_api.upload import Sink, chunks, receive
 
-CHUNK = 1 << 16
 FIELD_MAX_BYTES = 1024  # a title, or a part's header line
 MULTIPART_SLACK = 64 * 1024  # what a multipart body may hold besides the file
 
@@ -31,54 +31,21 @@ class Received:
     title: str | None
 
 
-class _Sink:
-    """The PDF on its way to disk: hashed, counted, bounded."""
-
-    def __init__(self, path: Path, limit: int) -> None:
-        self.path, self.limit = path, limit
-        self.handle: BinaryIO = open(path, "xb")  # noqa: SIM115 (closed by close())
-        path.chmod(0o600)
-        self.digest, self.size = hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.limit:
-            raise UploadTooLarge(f"a document must be at most {self.limit // (1 << 20)} MiB")
-        self.digest.update(data)
-        self.handle.write(data)
-
-    def close(self) -> None:
-        self.handle.close()
-
-
-def _chunks(stream: BinaryIO, limit: int):
-    """The body in chunks; never reads more than one byte past `limit`."""
-    read = 0
-    while True:
-        chunk = stream.read(min(CHUNK, limit + 1 - read))
-        if not chunk:
-            return
-        read += len(chunk)
-        yield chunk
-        if read > limit:
-            return
+def _too_large(limit: int) -> Callable[[], Exception]:
+    return lambda: UploadTooLarge(f"a document must be at most {limit // (1 << 20)} MiB")
 
 
 def receive_raw(stream: BinaryIO, directory: Path, limit: int, filename: str | None,
                 title: str | None) -> Received:
-    sink = _Sink(directory / "upload.pdf", limit)
-    try:
-        for chunk in _chunks(stream, limit):
-            sink.write(chunk)
-    finally:
-        sink.close()
-    return Received(sink.path, sink.digest.hexdigest(), sink.size, filename, title)
+    path = directory / "upload.pdf"
+    digest, size = receive(stream, path, limit, _too_large(limit))
+    return Received(path, digest, size, filename, title)
 
 
 class _Form:
     """python-multipart's callbacks: one `file` part to the sink, a small `title`."""
 
-    def __init__(self, sink: _Sink) -> None:
+    def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.header_name = self.header_value = b""
         self.headers: dict[bytes, bytes] = {}
@@ -155,12 +122,12 @@ def boundary_of(content_type: str) -> bytes:
 
 
 def receive_multipart(stream: BinaryIO, directory: Path, limit: int, boundary: bytes) -> Received:
-    sink = _Sink(directory / "upload.pdf", limit)
+    sink = Sink(directory / "upload.pdf", limit, _too_large(limit))
     form = _Form(sink)
     parser = MultipartParser(boundary, form.callbacks())
     body_limit, read = limit + MULTIPART_SLACK, 0
     try:
-        for chunk in _chunks(stream, body_limit):
+        for chunk in chunks(stream, body_limit):
             read += len(chunk)
             if read > body_limit:
                 raise UploadTooLarge(f"a document must be at most {limit // (1 << 20)} MiB, and the "

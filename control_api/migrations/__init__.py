@@ -34,13 +34,14 @@ from control_api.migrations import (
     m0016_webauthn,
     m0017_sso,
     m0018_scim,
+    m0019_releases,
 )
 
 MIGRATIONS = (m0001_initial, m0002_audit, m0003_master_keys, m0004_auth_throttle,
               m0005_second_factors, m0006_sites_runs, m0007_credential_checks, m0008_audit_quarantine,
               m0009_credential_epochs, m0010_audit_cursors, m0012_documents,
               m0013_host_grants_approvals, m0014_licenses, m0015_host_keys,
-              m0016_webauthn, m0017_sso, m0018_scim)
+              m0016_webauthn, m0017_sso, m0018_scim, m0019_releases)
 
 # The least-privilege role the API and workers run as on PostgreSQL: it may read and
 # write the tables it needs, but never rewrite or remove audit rows.

@@ -15,6 +15,7 @@ from control_api.documents.models import Document
 from control_api.documents.receive import MULTIPART_SLACK, boundary_of, receive_multipart, receive_raw
 from control_api.documents.service import DocumentService, site_documents
 from control_api.resources.common import actor_of, iso
+from control_api.upload import body_stream
 
 
 def document_json(document: Document) -> dict:
@@ -47,10 +48,7 @@ class Documents:
         if media_type not in ("multipart/form-data", "application/pdf"):
             raise UnsupportedUpload("send the PDF as multipart/form-data (parts 'file' and 'title') "
                                     "or as an application/pdf body with ?filename= (and ?title=)")
-        # A chunked body declares no length: gunicorn marks the input terminated and the
-        # raw stream ends with the body (the readers never go past the limit anyway).
-        chunked = req.content_length is None and req.env.get("wsgi.input_terminated")
-        stream = req.stream if chunked else req.bounded_stream
+        stream = body_stream(req)
         with self.documents.workspace() as directory:
             if media_type == "application/pdf":
                 received = receive_raw(stream, directory, self.max_upload_bytes,

@@ -83,7 +83,7 @@ def test_request_bodies_name_every_field_they_accept(client):
                 continue
             for media_type, content in operation["requestBody"]["content"].items():
                 schema = content["schema"]
-                if media_type == "application/pdf":  # a file, not an object with fields
+                if media_type in ("application/pdf", "application/gzip"):  # a file, not an object with fields
                     continue
                 for variant in schema.get("oneOf", [schema]):
                     assert variant.get("additionalProperties") is False, f"{method} {path} {media_type}"

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from control_api import authz
+from control_api.approvals import COVERED
 from control_api.audit.actions import ACTIONS, NAMES
 from control_api.auth.guard import KINDS
 
@@ -19,7 +20,7 @@ RECORDERS = {"record": 1, "record_alone": 1, "end_session": 2}
 FAILED_CHECK = "auth.{}_failed"
 # What actions are about; a string in the code shaped like NAMESPACE.verb is an action.
 NAMESPACES = ("db", "user", "auth", "token", "site", "host", "run", "master_secret", "audit", "anomaly",
-              "backup", "evidence", "approval", "license", "document", "sso", "scim")
+              "backup", "evidence", "approval", "license", "document", "sso", "scim", "release")
 
 
 def _trees() -> dict[Path, ast.Module]:
@@ -61,8 +62,9 @@ def test_every_registered_action_is_recorded_somewhere():
     # registered namespace counts, and must itself be registered.
     assert {name.split(".")[0] for name in NAMES} <= set(NAMESPACES)
     shaped = re.compile(rf"({'|'.join(NAMESPACES)})\.[a-z0-9_]+(\.[a-z0-9_]+)*")
-    # Step-up scopes and authorization actions (control_api/authz.py) that are not audit actions.
-    scopes = {"session.revoke"} | set(authz.ACTIONS)
+    # Step-up scopes, authorization actions (control_api/authz.py) and actions under four-eyes
+    # approval (control_api/approvals.py) that are not audit actions.
+    scopes = {"session.revoke"} | set(authz.ACTIONS) | set(COVERED)
     found = {FAILED_CHECK.format(kind) for kind in KINDS}
     for tree in _trees().values():
         strings = (node.value for node in ast.walk(tree)
