@@ -13,18 +13,24 @@ python3 only; forwarding only between their links, nothing NATed):
 - rl64 is installed with `install.sh --host`, rl65 through the admin VM's API
   (install_hosts as an audited run); one deploy serves the site on both;
 - the SBOM lists every package installed on the admin VM (pip freeze, dpkg);
-- with the egress allowlist on, the login and the deploy hit none of its reject counters.
+- with the egress allowlist on, the login and the deploy hit none of its reject counters;
+- a newer bundle (the next commit's, signed by the same key) uploaded through the API is
+  verified, applied as root by weco-update.service, and the control plane comes back on
+  it with its data, its audit chain and a deploy that works.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import pathlib
 import subprocess
 import time
 
 import pytest
 import requests
+from packaging.version import Version
 
 from control_api.release import bundle, sbom, signing
 from tests.control_api.runs.test_deploys_on_hosts import new_key
@@ -37,10 +43,35 @@ FOOTPRINT = ("find /etc /opt /srv /usr /var/lib /var/cache/apt -xdev -newer /roo
              "'/var/lib/systemd/*' -print 2>/dev/null | sort")
 
 
-def build_release(out: pathlib.Path, keys: pathlib.Path) -> subprocess.CompletedProcess:
+# What the install test leaves for the update test after it (the CA, a token).
+INSTALLED: dict = {}
+
+
+def build_release(out: pathlib.Path, keys: pathlib.Path, commit: str = "HEAD") -> subprocess.CompletedProcess:
     argv = [ROOT / "scripts/release", "build", out, "--secret-key", keys / "release.key",
-            "--public-key", keys / "release.pub"]
+            "--public-key", keys / "release.pub", "--commit", commit]
     return subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+
+
+def git(*args: str, env: dict | None = None, stdin: str | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, input=stdin,
+                          env=env).stdout.strip()
+
+
+def next_release_commit(index: pathlib.Path) -> str:
+    """A commit of HEAD's tree whose pyproject.toml names the next patch version, as the next
+    release's commit would; no branch or tag points at it (git gc drops it in time)."""
+    env = dict(os.environ, GIT_INDEX_FILE=str(index), GIT_AUTHOR_NAME="weco-tests",
+               GIT_AUTHOR_EMAIL="tests@weco.test", GIT_COMMITTER_NAME="weco-tests",
+               GIT_COMMITTER_EMAIL="tests@weco.test")
+    pyproject = git("show", "HEAD:pyproject.toml")
+    current = next(line for line in pyproject.splitlines() if line.startswith("version = "))
+    major, minor, micro = Version(current.split('"')[1]).release[:3]
+    bumped = pyproject.replace(current, f'version = "{major}.{minor}.{micro + 1}"', 1) + "\n"
+    git("read-tree", "HEAD", env=env)
+    blob = git("hash-object", "-w", "--stdin", stdin=bumped)
+    git("update-index", "--cacheinfo", f"100644,{blob},pyproject.toml", env=env)
+    return git("commit-tree", git("write-tree", env=env), "-p", "HEAD", "-m", "The next release", env=env)
 
 
 def delivery(tarball: pathlib.Path) -> list[pathlib.Path]:
@@ -71,6 +102,15 @@ def hosts():
         for host in booted_hosts:
             subprocess.run(["sysctl", "-q", "-w", f"net.ipv4.conf.vh-{host.name}.forwarding=1"], check=True)
         yield booted_hosts
+
+
+@pytest.fixture(scope="module")
+def next_release(release, tmp_path_factory):
+    _, keys = release
+    work = tmp_path_factory.mktemp("next")
+    built = build_release(work / "out", keys, next_release_commit(work / "index"))
+    assert built.returncode == 0, built.stderr[-4000:]
+    return pathlib.Path(built.stdout.strip().splitlines()[-1])
 
 
 def version_of(tarball: pathlib.Path) -> str:
@@ -216,6 +256,7 @@ def test_install_sh_installs_the_admin_vm_and_site_hosts_offline(release, hosts,
     ca.write_text(admin.ssh("cat /etc/ssl/weco/weco-ca.crt").stdout)
     counters = reject_counters(admin)
     auth = api_session(admin, ca)  # a login through nginx over HTTPS
+    INSTALLED.update(ca=ca, auth=auth)
     site_id = register(ca, auth, site, private)
     api_site.authorize(public)
     api_site_id = register(ca, auth, api_site, private)
@@ -262,3 +303,51 @@ def test_install_sh_installs_the_admin_vm_and_site_hosts_offline(release, hosts,
                               capture_output=True, text=True, check=True).stdout.split())
     missing = sbom.installed_vs_sbom(document, freeze, dpkg, base)
     assert not missing, missing
+
+
+def releases(ca, auth) -> list[dict]:
+    listed = requests.get(f"https://{ADMIN}/api/releases", verify=ca, headers=auth, timeout=30)
+    return listed.json()["releases"]
+
+
+def test_a_newer_bundle_uploaded_through_the_api_is_applied_as_root(next_release, hosts):
+    admin = hosts[0]
+    ca, auth = INSTALLED["ca"], INSTALLED["auth"]
+    version = version_of(next_release)
+    signature = base64.b64encode(pathlib.Path(f"{next_release}.minisig").read_bytes()).decode()
+    with next_release.open("rb") as body:
+        uploaded = requests.post(f"https://{ADMIN}/api/releases", verify=ca, timeout=600, data=body, headers={
+            **auth, "Content-Type": "application/gzip", "X-Weco-Signature": signature})
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["state"] == "received" and uploaded.json()["version"] == version
+    applying = requests.post(f"https://{ADMIN}/api/releases/{uploaded.json()['id']}/apply", verify=ca,
+                             headers=auth, timeout=30)
+    assert applying.status_code == 202, applying.text
+
+    # The control plane restarts on the new release while it installs: wait for the row's end.
+    deadline, row = time.monotonic() + 1200, {}
+    while time.monotonic() < deadline:
+        try:
+            row = next(r for r in releases(ca, auth) if r["version"] == version)
+        except (requests.RequestException, ValueError):
+            row = {}
+        if row.get("state") in ("applied", "failed"):
+            break
+        time.sleep(3)
+    journal = admin.ssh("journalctl -u weco-update.service --no-pager | tail -40", check=False).stdout
+    assert row.get("state") == "applied", (row, journal)
+    assert admin.ssh("readlink -f /opt/weco/current").stdout.strip().endswith(version)
+    assert admin.ssh("test ! -e /var/lib/weco/updates/apply.json", check=False).returncode == 0
+
+    # The same data, a login, a deploy and an intact audit chain on the new release.
+    auth = api_session(admin, ca)
+    run = requests.post(f"https://{ADMIN}/api/runs", verify=ca, headers=auth, timeout=30,
+                        json={"playbook": "deploy_site", "site": "demo"})
+    assert run.status_code == 201, run.text
+    succeeded(ca, auth, run.json()["id"])
+    audit = admin.ssh("weco audit verify --witness-pub /etc/weco/audit/witness.pub", check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    for action in ("release.received", "release.apply_requested", "release.applied"):
+        found = requests.get(f"https://{ADMIN}/api/audit", params={"action": action}, verify=ca, headers=auth,
+                             timeout=30).json()["events"]
+        assert any(e["metadata"].get("version") == version for e in found), (action, found)
