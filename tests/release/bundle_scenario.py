@@ -47,7 +47,7 @@ FOOTPRINT = ("find /etc /opt /srv /usr /var/lib /var/cache/apt -xdev -newer /roo
 INSTALLED: dict = {}
 
 
-def build_release(out: pathlib.Path, keys: pathlib.Path, commit: str = "HEAD") -> subprocess.CompletedProcess:
+def build_release(out: pathlib.Path, keys: pathlib.Path, commit: str) -> subprocess.CompletedProcess:
     argv = [ROOT / "scripts/release", "build", out, "--secret-key", keys / "release.key",
             "--public-key", keys / "release.pub", "--commit", commit]
     return subprocess.run(argv, capture_output=True, text=True, timeout=1800)
@@ -58,20 +58,20 @@ def git(*args: str, env: dict | None = None, stdin: str | None = None) -> str:
                           env=env).stdout.strip()
 
 
-def next_release_commit(index: pathlib.Path) -> str:
-    """A commit of HEAD's tree whose pyproject.toml names the next patch version, as the next
+def next_release_commit(index: pathlib.Path, commit: str) -> str:
+    """A child of `commit` whose pyproject.toml names the next patch version, as the next
     release's commit would; no branch or tag points at it (git gc drops it in time)."""
     env = dict(os.environ, GIT_INDEX_FILE=str(index), GIT_AUTHOR_NAME="weco-tests",
                GIT_AUTHOR_EMAIL="tests@weco.test", GIT_COMMITTER_NAME="weco-tests",
                GIT_COMMITTER_EMAIL="tests@weco.test")
-    pyproject = git("show", "HEAD:pyproject.toml")
+    pyproject = git("show", f"{commit}:pyproject.toml")
     current = next(line for line in pyproject.splitlines() if line.startswith("version = "))
     major, minor, micro = Version(current.split('"')[1]).release[:3]
     bumped = pyproject.replace(current, f'version = "{major}.{minor}.{micro + 1}"', 1) + "\n"
-    git("read-tree", "HEAD", env=env)
+    git("read-tree", commit, env=env)
     blob = git("hash-object", "-w", "--stdin", stdin=bumped)
     git("update-index", "--cacheinfo", f"100644,{blob},pyproject.toml", env=env)
-    return git("commit-tree", git("write-tree", env=env), "-p", "HEAD", "-m", "The next release", env=env)
+    return git("commit-tree", git("write-tree", env=env), "-p", commit, "-m", "The next release", env=env)
 
 
 def delivery(tarball: pathlib.Path) -> list[pathlib.Path]:
@@ -86,12 +86,13 @@ def release(tmp_path_factory):
     signing.generate_keypair(keys / "release.pub", keys / "release.key", password=False)
     signing.generate_keypair(keys / "other.pub", keys / "other.key", password=False)
     started = time.monotonic()
-    built = build_release(out, keys)
+    commit = git("rev-parse", "HEAD")  # every build of this run is of this one commit
+    built = build_release(out, keys, commit)
     assert built.returncode == 0, built.stderr[-4000:]
     tarball = pathlib.Path(built.stdout.strip().splitlines()[-1])
     print(f"bundle: {tarball.name} {tarball.stat().st_size / 2**20:.1f} MiB, built in "
           f"{time.monotonic() - started:.0f} s")
-    return tarball, keys
+    return tarball, keys, commit
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +107,9 @@ def hosts():
 
 @pytest.fixture(scope="module")
 def next_release(release, tmp_path_factory):
-    _, keys = release
+    _, keys, commit = release
     work = tmp_path_factory.mktemp("next")
-    built = build_release(work / "out", keys, next_release_commit(work / "index"))
+    built = build_release(work / "out", keys, next_release_commit(work / "index", commit))
     assert built.returncode == 0, built.stderr[-4000:]
     return pathlib.Path(built.stdout.strip().splitlines()[-1])
 
@@ -118,8 +119,8 @@ def version_of(tarball: pathlib.Path) -> str:
 
 
 def test_two_builds_of_one_commit_are_the_same_bytes(release, tmp_path):
-    tarball, keys = release
-    again = build_release(tmp_path, keys)
+    tarball, keys, commit = release
+    again = build_release(tmp_path, keys, commit)
     assert again.returncode == 0, again.stderr[-4000:]
     sbom_name = f"weco-{version_of(tarball)}.sbom.json"
     for name in (tarball.name, f"{tarball.name}.minisig", "install.sh", sbom_name):
@@ -127,7 +128,7 @@ def test_two_builds_of_one_commit_are_the_same_bytes(release, tmp_path):
 
 
 def test_the_sbom_beside_the_tarball_validates_against_cyclonedx_1_6(release):
-    tarball, _ = release
+    tarball, *_ = release
     document = json.loads((tarball.parent / f"weco-{version_of(tarball)}.sbom.json").read_text())
     sbom.validate(document)
     assert document["specVersion"] == "1.6"
@@ -152,7 +153,7 @@ def refusal(host: Host, case: str, setup: str, env: str = "") -> str:
 
 
 def test_tampering_is_refused_before_anything_is_written(release, hosts, tmp_path):
-    tarball, keys = release
+    tarball, keys, _ = release
     site = hosts[1]
     name = tarball.name
     site.copy_in(delivery(tarball), "/root/delivery")
@@ -221,7 +222,7 @@ def succeeded(ca, auth, run_id: int, timeout: float = 900) -> None:
 
 
 def test_install_sh_installs_the_admin_vm_and_site_hosts_offline(release, hosts, tmp_path):
-    tarball, _ = release
+    tarball, *_ = release
     admin, site, api_site = hosts
     admin.copy_in(delivery(tarball), "/root/delivery")
     private, public = new_key()
