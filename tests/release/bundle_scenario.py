@@ -188,7 +188,8 @@ def api_session(admin: Host, ca: pathlib.Path) -> dict:
                           json={"email": "admin@weco.test", "password": password})
     assert login.status_code == 200, login.text
     minted = requests.post(f"https://{ADMIN}/api/tokens", verify=ca, timeout=30, cookies=login.cookies,
-                           headers={"X-CSRF-Token": login.json()["csrf_token"]}, json={"name": "bundle-test"})
+                           headers={"X-CSRF-Token": login.json()["csrf_token"]},
+                           json={"name": f"bundle-test-{time.time_ns()}"})
     assert minted.status_code == 201, minted.text
     return {"Authorization": f"Bearer {minted.json()['value']}"}
 
