@@ -52,11 +52,13 @@ def test_outage_and_sigkill_lose_nothing(env, tmp_path, request):
     log = (tmp_path / "watch.log").open("w")
     process = watcher(env, log)
     stop = threading.Event()
+    sent = [0]
 
     def steady() -> None:
         actor = Actor("user:1", "192.0.2.1", "outage-test")
         while not stop.is_set():
             deps.audit.record_alone(actor, "site.create", "site:x", {"at": time.time()})
+            sent[0] += 1
             time.sleep(1 / RATE)
 
     sender = threading.Thread(target=steady)
@@ -64,9 +66,14 @@ def test_outage_and_sigkill_lose_nothing(env, tmp_path, request):
     try:
         time.sleep(3)
         receiver.stop()
+        before = sent[0]
         time.sleep(OUTAGE[backend])
         behind = cursor.head(db).seq - cursor.read(db, name).seq
-        assert behind >= RATE * OUTAGE[backend] * 0.5, "the outage should have built a backlog"
+        # What was recorded while the receiver was down waits (a loaded machine records
+        # fewer than RATE a second: count what was sent, not what was meant to be).
+        during = sent[0] - before
+        assert during >= RATE * OUTAGE[backend] * 0.25 and behind >= during, \
+            ("the outage should have built a backlog", during, behind)
         receiver.start()
         time.sleep(3)
         stop.set()
