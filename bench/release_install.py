@@ -38,7 +38,8 @@ PLAIN = """set -e
 cd /root/plain
 tar -xf debs.tar && tar -xf wheelhouse.tar
 echo 'deb [trusted=yes] file:/root/plain/debs ./' > sources.list
-opts="-q -o Dir::Etc::SourceList=/root/plain/sources.list -o Dir::Etc::SourceParts=/root/plain/debs"
+mkdir parts
+opts="-q -o Dir::Etc::SourceList=/root/plain/sources.list -o Dir::Etc::SourceParts=/root/plain/parts"
 apt-get $opts update > /dev/null
 DEBIAN_FRONTEND=noninteractive apt-get $opts install -y --no-install-recommends \
   $(cat debs/wanted.list) > /dev/null
