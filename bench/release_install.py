@@ -74,6 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-release-") as work:
         work = pathlib.Path(work)
         tarball = next(args.bundle.glob("weco-*.tar.gz")) if args.bundle else build_bundle(work)
+        size = tarball.stat().st_size
         with tarfile.open(tarball) as bundle:
             top = bundle.getnames()[0]
             bundle.extractall(work / "x", members=[bundle.getmember(f"{top}/{n}") for n in ("debs.tar",
@@ -89,7 +90,7 @@ def main() -> None:
                                                    "./install.sh --admin --vars vars.json > /dev/null")
                 baseline = pool.submit(timed, plain, PLAIN)
                 ours_s, plain_s = install.result(), baseline.result()
-    print(f"bundle {tarball.name}: {tarball.stat().st_size / 2**20:.1f} MiB")
+    print(f"bundle {tarball.name}: {size / 2**20:.1f} MiB")
     print(f"install.sh --admin (verify, ansible-core, install playbook): {ours_s:7.1f} s")
     print(f"plain apt-get install + pip install --no-index of the same files: {plain_s:7.1f} s")
     print(f"ratio ours/plain: {ours_s / plain_s:.2f}")
