@@ -116,6 +116,11 @@ def fuzz(app, token_for) -> tuple[int, list[str]]:
         def set(self, case, token, context):
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
 
+    return execute(schema)
+
+
+def execute(schema) -> tuple[int, list[str]]:
+    """Run the engine over `schema`: (requests sent, failures described, counted)."""
     sent, failures = 0, collections.Counter()
     for event in from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
