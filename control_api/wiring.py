@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+from typing import TYPE_CHECKING
 
 import peewee
 
@@ -51,10 +52,12 @@ from control_api.sso.accounts import SsoAccounts
 from control_api.sso.groups import GroupMap, GroupSync
 from control_api.sso.oidc import OidcRelyingParty, OidcSettings
 from control_api.sso.pending import PendingLogins
-from control_api.sso.saml import SamlServiceProvider, SamlSettings
 from control_api.webauthn.ceremonies import Ceremonies, RelyingParty
 from control_api.webauthn.flows import PasskeyFlows
 from control_api.webauthn.service import Passkeys, has_passkey
+
+if TYPE_CHECKING:
+    from control_api.sso.saml import SamlServiceProvider
 
 
 @dataclasses.dataclass
@@ -182,6 +185,10 @@ def build_sso(deps: Deps, credentials: CredentialService, catalog: SiteCatalog) 
     pending = PendingLogins(deps.clock, deps.tokens)
     saml = oidc = None
     if settings.saml_idp_metadata:
+        # Imported here: pysaml2 loads its XML schemas on import (0.7 s), a cost every CLI
+        # command and server worker would pay without SAML.
+        from control_api.sso.saml import SamlServiceProvider, SamlSettings
+
         saml = SamlServiceProvider(
             SamlSettings(settings.saml_idp_metadata, settings.saml_sp_entity_id, settings.sso_base_url,
                          settings.saml_sp_key, settings.saml_sp_cert, settings.saml_idp_initiated,

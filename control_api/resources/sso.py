@@ -8,6 +8,8 @@ site, localhost, and Lax does). The OIDC callback is a top-level GET: SameSite=L
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import falcon
 
 from control_api.auth.credentials import csrf_token_for
@@ -18,7 +20,9 @@ from control_api.resources.auth import CookiePolicy
 from control_api.resources.common import actor_of
 from control_api.sso.oidc import OidcRelyingParty
 from control_api.sso.pending import LOGIN_TTL
-from control_api.sso.saml import SamlServiceProvider
+
+if TYPE_CHECKING:  # pysaml2 is imported only where SAML is configured (wiring.build_sso)
+    from control_api.sso.saml import SamlServiceProvider
 
 _FORM = "application/x-www-form-urlencoded"
 _MAX_SAML_RESPONSE = 86_700  # base64 of saml_xml.MAX_RESPONSE_BYTES
