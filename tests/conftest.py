@@ -99,13 +99,30 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("database_url", ["postgresql"] if only_pg else list(BACKENDS), indirect=True)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(postgres) -> str:
+    """A PostgreSQL database migrated once (at FakeClock's start, as the db fixture would):
+    copying it costs a test less than running every migration again."""
+    postgres.admin_sql("CREATE DATABASE weco_migrated")
+    database = open_database(postgres.url("weco_migrated"))
+    database.connect()
+    migrations.upgrade(database, FakeClock().now())
+    database.close()
+    database.close_all()  # a template must have no connection when it is copied
+    return "weco_migrated"
+
+
 @pytest.fixture
 def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'weco.sqlite3'}"
     cluster = request.getfixturevalue("postgres")
     name = f"weco_test_{next(_db_names)}"
-    cluster.admin_sql(f"CREATE DATABASE {name}")
+    # A test that takes the db fixture gets a migrated store anyway; any other starts empty.
+    template = ""
+    if "db" in request.fixturenames:
+        template = f" TEMPLATE {request.getfixturevalue('migrated_template')}"
+    cluster.admin_sql(f"CREATE DATABASE {name}{template}")
     return cluster.url(name)
 
 
@@ -181,6 +198,15 @@ _skipped: list[str] = []
 def pytest_runtest_logreport(report):
     if report.skipped:
         _skipped.append(report.nodeid)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that only wait for a background run (a side run, a Molecule scenario) go last,
+    so the rest of the suite runs while those runs work instead of idling behind them."""
+    def waits(item) -> bool:
+        return (item.get_closest_marker("side_run") is not None
+                or getattr(item, "originalname", "") == "test_molecule_scenario")
+    items.sort(key=waits)  # stable: each group keeps its order
 
 
 def pytest_collection_finish(session):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from importlib import resources
 
@@ -58,9 +60,18 @@ def with_common_responses(document: dict) -> dict:
     return document
 
 
-def load_document() -> dict:
+@functools.cache
+def _document_json() -> str:
+    # Parsed once a process: PyYAML's pure-Python loader took 0.4 s for it, paid by every
+    # create_app (libyaml's, where present, takes a tenth of that).
     text = resources.files("control_api").joinpath("openapi.yaml").read_text("utf-8")
-    return with_common_responses(yaml.safe_load(text))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return json.dumps(with_common_responses(yaml.load(text, Loader=loader)))  # noqa: S506 (a safe loader)
+
+
+def load_document() -> dict:
+    """The document, a fresh copy on each call (callers may change theirs)."""
+    return json.loads(_document_json())
 
 
 class OpenApi:

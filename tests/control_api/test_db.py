@@ -81,3 +81,33 @@ def test_a_socket_directory_may_be_the_host_percent_encoded(postgres, database_u
     finally:
         db.close()
         db.close_all()
+
+
+@pytest.mark.postgres_only
+def test_the_token_look_up_is_prepared_once_per_connection_and_sees_every_change(deps, db, admin, postgres):
+    from control_api.wiring import build_credentials
+    from tests.conftest import ACTOR
+
+    credentials = build_credentials(deps)
+    value, token = credentials.create_token(admin, "ci", None, ACTOR)
+
+    def look_up():
+        db.connect(reuse_if_open=True)
+        try:
+            return credentials.token_principal(value), db.connection()
+        finally:
+            db.close()
+
+    db.close()
+    first, conn = look_up()
+    assert first.credential_id == token.id and conn.prepared == {"weco_token_by_hash"}
+    again, same = look_up()  # the pool hands the same connection out: no second PREPARE
+    assert again.credential_id == token.id and same is conn
+    # A change committed elsewhere is seen by the prepared statement's next run.
+    postgres.admin_sql(f"UPDATE api_tokens SET revoked_at = now() WHERE id = {token.id}",
+                       database=db.database)
+    assert look_up()[0] is None
+    # A closed connection takes its prepared statement with it; a new one prepares anew.
+    db.close_all()
+    principal, fresh = look_up()
+    assert principal is None and fresh is not conn and fresh.prepared == {"weco_token_by_hash"}

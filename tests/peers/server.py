@@ -31,7 +31,8 @@ class WecoServer:
              "--workers", str(self.workers), "--threads", str(self.threads)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=self.log, text=True,
             start_new_session=True)
-        deadline = time.monotonic() + 30
+        # Generous: workers import the whole app, slowly on a busy 2-core machine.
+        deadline = time.monotonic() + 120
         while True:
             try:
                 requests.get(f"{self.base}/readyz", timeout=5)
