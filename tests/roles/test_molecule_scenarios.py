@@ -37,6 +37,14 @@ def scenario_runs(request):
         stop_scenarios(runs)
 
 
+def _failures(log: str) -> str:
+    """Each failed task with the lines around it: the log's tail alone often shows only the
+    teardown (rescued failures, which the verify playbooks provoke on purpose, show too)."""
+    lines = log.splitlines()
+    shown = [i for i, line in enumerate(lines) if "fatal:" in line or "FAILED!" in line]
+    return "".join("\n".join(lines[max(i - 3, 0):i + 4]) + "\n---\n" for i in shown)
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_molecule_scenario(scenario: str, scenario_runs) -> None:
     process, log = scenario_runs[scenario]
@@ -47,7 +55,7 @@ def test_molecule_scenario(scenario: str, scenario_runs) -> None:
             subprocess.run([ROOT / "molecule/_hosts/down.sh", name], check=False)
     log.seek(0)
     text = log.read()
-    assert code == 0, f"molecule test -s {scenario} failed:\n{text[-6000:]}"
+    assert code == 0, f"molecule test -s {scenario} failed:\n{_failures(text)}{text[-6000:]}"
     assert "idempotence: Executed: Successful" in text, text[-3000:]
     assert "verify: Executed: Successful" in text, text[-3000:]
     for name in platforms(scenario):
