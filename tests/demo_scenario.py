@@ -129,8 +129,9 @@ def test_first_command_serves_the_api_and_the_printed_password_logs_in(tmp_path)
         status, took, stderr = demo.stop()
 
     # Ctrl-C is how the demo ends: promptly, nothing killed, exit 0 (the bug this guards took
-    # 20 s and a SIGKILL; the bound leaves room for a machine busy with the rest of the suite).
-    assert (status, took < 10.0) == (0, True), (status, took, stderr[-2000:])
+    # 20 s and a SIGKILL; the bound leaves room for a machine busy with the rest of the suite:
+    # 10 s was once missed by half a second there).
+    assert (status, took < 15.0) == (0, True), (status, took, stderr[-2000:])
     assert "SIGKILL" not in stderr and "Traceback" not in stderr
     # Logs are JSON lines, and request lines carry their request id.
     records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
