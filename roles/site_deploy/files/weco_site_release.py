@@ -6,10 +6,10 @@
                                           [--packages NAME...] [--service NAME]
     weco-site-release --root ROOT activate SLUG RELEASE [--keep N] [--manifest FILE|-]
     weco-site-release --root ROOT rollback SLUG [RELEASE]
-    weco-site-release --root ROOT check-vhost FILE
+    weco-site-release --root ROOT vhost SLUG < VHOST
     weco-site-release --root ROOT rotate-audit [--max-bytes N]
 
-Every prepare, activate, rollback and prune (and every refusal of one) appends one JSON
+Every prepare, activate, rollback, prune and vhost (and every refusal of one) appends one JSON
 line to the host audit log (``--audit-log``, default /var/log/weco-host-audit.jsonl)
 when that file exists (the site_host role creates it, append-only with ``chattr +a``):
 time, actor (``--actor``: the control plane's run id), action, slug, release, outcome.
@@ -34,7 +34,9 @@ object; on refusal prints the reason on stderr and exits 1.
 remote step costs a deploy a round trip): it creates the site's directories, reports
 the current and kept releases, which of ``--packages`` dpkg lacks and whether
 ``--service`` is active and enabled, and refuses new content under a kept release id.
-``check-vhost`` checks an nginx vhost on its own, before it replaces the live one.
+``vhost`` installs the site's nginx vhost from stdin when its text changed: checked on
+its own, then with the whole configuration, then nginx reloaded; a refusal puts the
+previous vhost back and reloads nothing.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 SHOWN = 20  # problems named in a refusal; the rest are counted
 AUDIT_LOG = "/var/log/weco-host-audit.jsonl"
+NGINX_DIR = "/etc/nginx"
 
 
 class Refused(Exception):
@@ -324,18 +327,62 @@ def prepare(root: str, slug: str, release: str | None, manifest_sha256: str | No
     return result
 
 
-def check_vhost(path: str) -> dict:
+def check_vhost(path: str) -> None:
     """Check a candidate vhost on its own before it replaces the live one (a broken file
-    in sites-enabled would stop every later reload). The caller still runs `nginx -t`."""
+    in sites-enabled would stop every later reload)."""
     # Inside /etc/nginx, so relative includes (snippets/...) resolve as for nginx.conf.
-    with tempfile.NamedTemporaryFile("w", dir="/etc/nginx", prefix=".weco-site-check.") as conf:
+    with tempfile.NamedTemporaryFile("w", dir=NGINX_DIR, prefix=".weco-site-check.") as conf:
         conf.write("include /etc/nginx/modules-enabled/*.conf;\nevents {}\n"
                    f"http {{\ninclude /etc/nginx/mime.types;\ninclude {path};\n}}\n")
         conf.flush()
         checked = subprocess.run(["nginx", "-t", "-q", "-c", conf.name], capture_output=True, text=True)
     if checked.returncode != 0:
-        raise Refused(f"nginx refuses the vhost {path}: {checked.stderr.strip()}")
-    return {"changed": False}
+        raise Refused(f"nginx refuses the vhost: {checked.stderr.strip()}")
+
+
+def staged_vhost(text: str) -> str:
+    """A 0644 file holding `text`, beside sites-enabled (never read by a reload)."""
+    with tempfile.NamedTemporaryFile("w", dir=NGINX_DIR, prefix=".weco-site-vhost.", delete=False) as staged:
+        staged.write(text)
+    os.chmod(staged.name, 0o644)
+    return staged.name
+
+
+def install_vhost(slug: str, source) -> dict:
+    """Install SLUG's vhost, read from `source`, when its text changed: checked on its
+    own, then with the whole configuration (`nginx -t`), then nginx reloaded. A refusal
+    puts the previous vhost back (or removes the new one) and reloads nothing."""
+    if not SLUG.match(slug):
+        raise Refused(f"malformed site slug {slug!r}")
+    text = source.read()
+    path = os.path.join(NGINX_DIR, "sites-enabled", f"weco-site-{slug}.conf")
+    try:
+        with open(path) as handle:
+            previous = handle.read()
+    except FileNotFoundError:
+        previous = None
+    if previous == text:
+        return {"changed": False, "vhost": path}
+    staged = staged_vhost(text)
+    try:
+        check_vhost(staged)
+        os.replace(staged, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+    checked = subprocess.run(["nginx", "-t", "-q"], capture_output=True, text=True)
+    if checked.returncode != 0:
+        if previous is None:
+            os.unlink(path)
+        else:
+            os.replace(staged_vhost(previous), path)
+        undone = "the new vhost is removed" if previous is None else "the previous vhost is back"
+        raise Refused(f"nginx -t refuses the configuration with the new {path}: {checked.stderr.strip()}; "
+                      f"{undone} and nginx was not reloaded")
+    reloaded = subprocess.run(["systemctl", "reload", "nginx"], capture_output=True, text=True)
+    if reloaded.returncode != 0:
+        raise Refused(f"nginx did not reload with the new {path}: {reloaded.stderr.strip()}")
+    return {"changed": True, "vhost": path}
 
 
 @contextlib.contextmanager
@@ -370,8 +417,8 @@ def audit_entries(command: str, args, result: dict | None, refusal: str | None) 
     if refusal is not None:
         return [{"action": command, "slug": args.slug, "release": release, "outcome": "refused",
                  "reason": refusal[:500]}]
-    if command == "prepare":
-        return [{"action": "prepare", "slug": args.slug, "release": release,
+    if command in ("prepare", "vhost"):
+        return [{"action": command, "slug": args.slug, "release": release,
                  "outcome": "changed" if result["changed"] else "unchanged"}]
     entries = [{"action": command, "slug": args.slug, "release": result["current"],
                 "previous": result.get("previous"),
@@ -432,17 +479,17 @@ def main(argv: list[str] | None = None) -> int:
     rolling = commands.add_parser("rollback")
     rolling.add_argument("slug")
     rolling.add_argument("release", nargs="?")
-    commands.add_parser("check-vhost").add_argument("file")
+    commands.add_parser("vhost").add_argument("slug")
     rotating = commands.add_parser("rotate-audit")
     rotating.add_argument("--max-bytes", type=int, default=16 * 1024 * 1024)
     args = parser.parse_args(argv)
-    audited = args.command in ("prepare", "activate", "rollback")
+    audited = args.command in ("prepare", "activate", "rollback", "vhost")
     try:
         if args.command == "prepare":
             result = prepare(args.root, args.slug, args.release, args.manifest_sha256, args.packages,
                              args.service)
-        elif args.command == "check-vhost":
-            result = check_vhost(args.file)
+        elif args.command == "vhost":
+            result = install_vhost(args.slug, sys.stdin)
         elif args.command == "rotate-audit":
             result = rotate_audit(args.audit_log, args.max_bytes)
         else:

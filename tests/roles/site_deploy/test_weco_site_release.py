@@ -141,6 +141,8 @@ def test_rollback_refuses_a_kept_release_that_no_longer_matches(root, capsys):
     (["activate", "demo", "r1"], "release r1 of demo was not transferred"),
     (["rollback", "ghost"], "site ghost has never been deployed"),
     (["rollback", "demo"], "site demo has no current release"),
+    (["vhost", "Bad_Slug"], "malformed site slug 'Bad_Slug'"),
+    (["vhost", "../demo"], "malformed site slug '../demo'"),
 ])
 def test_bad_requests_are_refused(root, capsys, args, refusal):
     code, message = run(root, *args, capsys=capsys)
