@@ -114,7 +114,11 @@ def _launch(name: str) -> None:
     with _LOCK:
         if not _STOPPING.is_set():
             argv = [sys.executable, *(a.format(report=running.report) for a in SIDE_RUNS[name].args)]
-            running.process = subprocess.Popen(argv, cwd=ROOT, stdout=running.log,
+            # A stdin of its own: ssh sets O_NONBLOCK on the stdin it inherits while it runs,
+            # and ansible-playbook exits 1 on a non-blocking stdin ("requires blocking IO"),
+            # so a side run's ssh could fail another side run's Ansible (CI saw molecule's
+            # `ansible-playbook --version` do that).
+            running.process = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=running.log,
                                                stderr=subprocess.STDOUT, text=True)
         running.launched.set()
 

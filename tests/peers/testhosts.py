@@ -32,14 +32,18 @@ class TestHost:
         key = harness_key()
         argv = ["ssh", "-q", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", f"root@{self.address}", command]
-        return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
+        # Never the caller's stdin: ssh makes its stdin non-blocking while it runs, and an
+        # ansible-playbook sharing that stdin would refuse to start.
+        return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
 
     def copy_in(self, paths: list[pathlib.Path], directory: str, timeout: float = 300) -> None:
         """scp files into a directory of the host (made if missing)."""
         self.ssh(f"mkdir -p {directory}")
         argv = ["scp", "-q", "-i", harness_key(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", *map(str, paths), f"root@{self.address}:{directory}/"]
-        subprocess.run(argv, capture_output=True, text=True, check=True, timeout=timeout)
+        subprocess.run(argv, capture_output=True, text=True, check=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
 
     def authorize(self, public_key: str) -> None:
         self.ssh(f"echo '{public_key.strip()}' >> /root/.ssh/authorized_keys")
