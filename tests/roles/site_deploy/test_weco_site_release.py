@@ -199,6 +199,12 @@ def test_prepare_creates_the_site_and_reports_its_releases(tmp_path, capsys):
     assert (code, result["changed"], result["current"], result["releases"]) == (0, False, "r1", ["r1"])
 
 
+def test_prepare_says_why_it_could_not_start_the_service(tmp_path, capsys):
+    code, message = run(tmp_path, "prepare", "demo", "--service", "weco-no-such-unit", "--start",
+                        capsys=capsys)
+    assert code == 1 and "cannot start weco-no-such-unit:" in message and len(message.strip()) > 40
+
+
 def test_prepare_refuses_other_content_under_a_kept_release_id(root, capsys):
     stage(root, "r1")
     run(root, "activate", "demo", "r1", capsys=capsys)
