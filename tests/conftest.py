@@ -200,14 +200,6 @@ def pytest_runtest_logreport(report):
         _skipped.append(report.nodeid)
 
 
-# Tests that load every core at once (several gunicorn workers hammered in parallel).
-# Early in a run the side runs and the Molecule scenarios hold the cores and these took
-# about a minute each; late, the machine is idle but for the suite itself.
-_MANY_CORES = ("tests/control_api/auth/test_throttle_workers.py",
-               "tests/control_api/auth/test_second_factor_workers.py",
-               "tests/control_api/audit/test_concurrency.py")
-
-
 def pytest_collection_modifyitems(session, config, items):
     """Tests that only wait for a background run (a side run, a Molecule scenario) go last,
     so the rest of the suite runs while those runs work instead of idling behind them; the
@@ -216,7 +208,7 @@ def pytest_collection_modifyitems(session, config, items):
         if (item.get_closest_marker("side_run") is not None
                 or getattr(item, "originalname", "") == "test_molecule_scenario"):
             return 2
-        return 1 if item.nodeid.startswith(_MANY_CORES) else 0
+        return 1 if item.get_closest_marker("many_cores") is not None else 0
     items.sort(key=place)  # stable: each group keeps its order
 
 

@@ -32,8 +32,7 @@ class TestHost:
         key = harness_key()
         argv = ["ssh", "-q", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                 "-o", "UserKnownHostsFile=/dev/null", f"root@{self.address}", command]
-        # Never the caller's stdin: ssh makes its stdin non-blocking while it runs, and an
-        # ansible-playbook sharing that stdin would refuse to start.
+        # Never the caller's stdin: see tests/side_runs.py.
         return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 

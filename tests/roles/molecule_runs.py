@@ -41,8 +41,7 @@ def start_scenarios(scenarios: list[str]) -> dict[str, tuple[subprocess.Popen, o
     subprocess.run([ROOT / "molecule/_hosts/base.sh"], check=True, capture_output=True, timeout=900)
     for scenario in scenarios:
         log = tempfile.NamedTemporaryFile(mode="w+", prefix=f"molecule-{scenario}-", suffix=".log")
-        # A stdin of its own (see tests/side_runs.py): an ssh sharing ours sets it
-        # non-blocking while it runs, and then ansible-playbook refuses to start.
+        # A stdin of its own: see tests/side_runs.py.
         process = subprocess.Popen(["molecule", "test", "-s", scenario], cwd=ROOT, env=env,
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         _RUNS[scenario] = (process, log)

@@ -16,6 +16,9 @@ from control_api.db import open_database
 from control_api.models import AuditEvent, AuditQueue
 from tests.peers.server import WecoServer, worker_pids
 
+# Early in a run the side runs hold the cores and this took about 40 s.
+pytestmark = pytest.mark.many_cores
+
 WRITERS, EACH = 16, 12
 
 

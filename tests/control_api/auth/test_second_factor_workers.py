@@ -13,6 +13,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from control_api.auth.passwords import PasswordHasher
 from control_api.auth.totp import STEP_SECONDS, TotpService, code_at
 from control_api.clock import SystemClock, unix_seconds
@@ -21,6 +23,9 @@ from control_api.settings import load_settings
 from control_api.wiring import build_deps, build_users
 from tests.conftest import ACTOR, PASSWORD
 from tests.peers.server import WecoServer, worker_pids
+
+# Early in a run the side runs hold the cores and these took about a minute each.
+pytestmark = pytest.mark.many_cores
 
 
 def enrolled_store(env: dict) -> tuple[str, str]:

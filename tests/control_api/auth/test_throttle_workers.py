@@ -14,6 +14,9 @@ import pytest
 
 from tests.peers.server import WecoServer, worker_pids
 
+# Early in a run the side runs hold the cores and these took about a minute each.
+pytestmark = pytest.mark.many_cores
+
 
 @pytest.fixture
 def served(env):
