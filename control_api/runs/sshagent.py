@@ -27,7 +27,7 @@ class AgentError(Exception):
     """An agent could not be started or would not take a key."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -51,7 +51,7 @@ def agents(keys: dict[str, list[bytes]], lifetime: int) -> Iterator[dict[str, st
 
 def _start(socket: str, keys: list[bytes], lifetime: int, processes: list[subprocess.Popen]) -> str:
     process = subprocess.Popen(["ssh-agent", "-D", "-a", socket], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                               stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     processes.append(process)
     deadline = time.monotonic() + 5
     while not os.path.exists(socket):

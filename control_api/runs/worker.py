@@ -284,7 +284,9 @@ class _Play:
                 self.mismatches.setdefault(event["host"], offered)
             worker.queue.append_events(self.run.id, [event])
 
-        with sshrun.session(list(access.values()), lifetime=config.timeout + 60) as ssh:
+        with (sshrun.session(list(access.values()), lifetime=config.timeout + 60) as ssh,
+              sshrun.masters([sshrun.Endpoint(ssh[h.id], h.address, h.port, h.ssh_user)
+                              for h, _ in self.hosts if h.id in ssh])):
             inventory = targets.inventory(self.hosts, {i: sshrun.common_args(o) for i, o in ssh.items()},
                                           sys.executable)
             job = PlaybookJob(run_dir=config.data_dir / "runs" / str(self.run.id),
