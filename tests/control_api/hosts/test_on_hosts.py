@@ -28,9 +28,10 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from control_api.hosts import hostkeys, sshrun
 from control_api.hosts.rotation import STEPS
 from tests.peers.server import WecoServer, superadmin_token
-from tests.peers.testhosts import booted
+from tests.peers.testhosts import booted, harness_key
 
 DRIVER = pathlib.Path(__file__).with_name("worker_driver.py")
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -201,3 +202,72 @@ def test_a_worker_killed_after_each_rotation_step_leaves_a_key_that_works(lab, s
 def fingerprint_of(line: str) -> str:
     return subprocess.run(["ssh-keygen", "-lf", "-"], input=line, capture_output=True, text=True,
                           check=True).stdout.split()[1]
+
+
+def run_ssh_processes(base: str) -> list[int]:
+    """Processes whose command line names the run's ssh directory (its masters)."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and base in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def through_master(options: list[str], host) -> subprocess.CompletedProcess:
+    """A command as Ansible runs one (ControlMaster=auto at the run's ControlPath), but
+    with no agent (ssh keeps an option's first value): it cannot log in by itself, only
+    ride a master that has."""
+    return subprocess.run(["ssh", "-o", "IdentityAgent=none", *options, "-o", "BatchMode=yes",
+                           "-o", "ControlMaster=auto", "-o", "ControlPersist=no",
+                           "-l", "root", "--", host.address, "echo through"],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def wait_for_master(options: list[str], host, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        check = subprocess.run(["ssh", *options, "-O", "check", "-l", "root", "--", host.address],
+                               capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+        if check.returncode == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_runs_master_carries_its_sessions_without_a_new_login_and_ends_with_the_run(lab):
+    """runs/worker.py logs in to each host while ansible-playbook starts (sshrun.masters):
+    Ansible's sessions then ride that login (here: one that could not log in by itself);
+    when the run ends, so do its masters."""
+    host = lab.hosts[0]
+    access = sshrun.HostAccess(900, hostkeys.parse(host.host_key_line()),
+                               (pathlib.Path(harness_key()).read_bytes(),))
+    with sshrun.session([access], lifetime=60) as ssh:
+        options = ssh[900]
+        control_path = next(o for o in options if o.startswith("ControlPath=")).removeprefix("ControlPath=")
+        base = str(pathlib.Path(control_path).parent)
+        with sshrun.masters([sshrun.Endpoint(options, host.address, 22, "root")]):
+            assert wait_for_master(options, host, 10), "the master never came up"
+            done = through_master(options, host)
+            assert done.returncode == 0 and done.stdout.strip() == "through", done.stderr
+            assert run_ssh_processes(base)
+        assert run_ssh_processes(base) == []
+        alone = through_master(options, host)
+        assert alone.returncode == 255 and "Permission denied" in alone.stderr, alone.stderr
+
+
+def test_a_master_refused_for_another_host_key_just_ends_and_the_run_sees_the_refusal(lab):
+    """A master has the run's pinned key: one the host does not present stops it, and
+    the session Ansible then opens on its own is refused as it would be without one."""
+    host = lab.hosts[0]
+    other = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    access = sshrun.HostAccess(901, hostkeys.parse(other), (pathlib.Path(harness_key()).read_bytes(),))
+    with sshrun.session([access], lifetime=60) as ssh:
+        options = ssh[901]
+        with sshrun.masters([sshrun.Endpoint(options, host.address, 22, "root")]):
+            assert not wait_for_master(options, host, 3)
+            done = through_master(options, host)
+            assert done.returncode == 255 and "Host key verification failed" in done.stderr, done.stderr
