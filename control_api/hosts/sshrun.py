@@ -30,6 +30,9 @@ from control_api.hosts.hostkeys import HostKey, known_hosts_line
 from control_api.runs import sshagent
 
 PROBE_TIMEOUT_SECONDS = 20
+# Never a prompt, never a password: a key the host refuses fails at once.
+_UNATTENDED = ["-o", "BatchMode=yes", "-o", "PasswordAuthentication=no",
+               "-o", "KbdInteractiveAuthentication=no", "-o", "ConnectTimeout=10"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,9 +122,7 @@ def masters(endpoints: list[Endpoint]) -> Iterator[None]:
     processes: list[subprocess.Popen] = []
     try:
         for end in endpoints:
-            argv = ["ssh", *end.options, "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
-                    "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no",
-                    "-o", "KbdInteractiveAuthentication=no", "-o", "ConnectTimeout=10",
+            argv = ["ssh", *end.options, "-o", "ControlMaster=yes", "-o", "ControlPersist=no", *_UNATTENDED,
                     "-N", "-p", str(end.port), "-l", end.user, "--", end.address]
             processes.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL, preexec_fn=sshagent.die_with_parent))
@@ -147,10 +148,8 @@ def probe(access: HostAccess, address: str, port: int, user: str) -> Probe:
     """Log in once with exactly the keys of `access` (a fresh connection, no shared
     master) and run `true`: does the host accept them?"""
     with session([access], lifetime=PROBE_TIMEOUT_SECONDS * 2) as opts:
-        argv = ["ssh", "-F", "/dev/null", *opts[access.host_id], "-o", "BatchMode=yes",
-                "-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "PasswordAuthentication=no",
-                "-o", "KbdInteractiveAuthentication=no", "-o", "ConnectTimeout=10",
-                "-p", str(port), "-l", user, "--", address, "true"]
+        argv = ["ssh", "-F", "/dev/null", *opts[access.host_id], "-o", "ControlMaster=no",
+                "-o", "ControlPath=none", *_UNATTENDED, "-p", str(port), "-l", user, "--", address, "true"]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS,
                                   stdin=subprocess.DEVNULL)

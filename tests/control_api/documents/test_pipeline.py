@@ -121,7 +121,9 @@ def test_a_pdf_that_makes_ghostscript_eat_memory_is_refused_at_its_limit(tmp_pat
     with pytest.raises(Rejected, match="more memory than allowed") as refused:
         bounded.flatten(path, original["pages"], original["active"])
     # A partial output may be left in the upload's directory; the service removes the directory.
-    assert refused.value.reason == "flatten_failed" and time.monotonic() - started < 10
+    # Refused at the memory limit, before the 20 s time limit (about 3 s alone; 10.6 s was
+    # seen with the whole suite loading both cores).
+    assert refused.value.reason == "flatten_failed" and time.monotonic() - started < 20
 
 
 def test_a_pdf_that_eats_memory_is_refused_at_the_limit(tmp_path):
