@@ -33,7 +33,7 @@ import requests
 from pikepdf import Dictionary, Name
 from PIL import Image
 
-from bench.site_deploy import Api, raw_rsync
+from bench.site_deploy import Api, raw_rsyncs
 from tests.control_api.documents import samples
 from tests.peers.clamd import Clamd
 from tests.peers.server import WecoServer, superadmin_token
@@ -132,14 +132,7 @@ def main() -> None:
                                  "/srv/raw-sequential /srv/raw-parallel")
                     ours, run = api.deploy("bench")
                     tree = data / "runs" / str(run["id"]) / "site" / "tree"
-                    started = time.perf_counter()
-                    for host in hosts:
-                        raw_rsync(tree, host, key, "/srv/raw-sequential")
-                    sequential = time.perf_counter() - started
-                    started = time.perf_counter()
-                    with ThreadPoolExecutor(3) as pool:
-                        list(pool.map(lambda h, t=tree: raw_rsync(t, h, key, "/srv/raw-parallel"), hosts))
-                    parallel = time.perf_counter() - started
+                    sequential, parallel = raw_rsyncs(tree, hosts, key)
                     rounds.append((ours, sequential, parallel, timeline(data / "runs" / str(run["id"]))))
             finally:
                 server.stop()

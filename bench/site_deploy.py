@@ -32,6 +32,18 @@ def raw_rsync(source: Path, host, key: str, target: str) -> None:
                     f"root@{host.address}:{target}/"], check=True, capture_output=True)
 
 
+def raw_rsyncs(source: Path, hosts: list, key: str) -> tuple[float, float]:
+    """Seconds to rsync `source` raw to every host, one after another, then to all in parallel."""
+    started = time.perf_counter()
+    for host in hosts:
+        raw_rsync(source, host, key, "/srv/raw-sequential")
+    sequential = time.perf_counter() - started
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        list(pool.map(lambda h: raw_rsync(source, h, key, "/srv/raw-parallel"), hosts))
+    return sequential, time.perf_counter() - started
+
+
 class Api:
     def __init__(self, server: WecoServer, token: str) -> None:
         self.base, self.headers = server.base, {"Authorization": f"Bearer {token}"}
@@ -79,14 +91,7 @@ def main() -> None:
                     "ssh_host_key": host.host_key_line(), "vars": {"site_deploy_tls": False}})
                 api.call("PUT", f"/api/sites/bench/hosts/{made['id']}")
 
-            started = time.perf_counter()
-            for host in hosts:
-                raw_rsync(source, host, key, "/srv/raw-sequential")
-            sequential = time.perf_counter() - started
-            started = time.perf_counter()
-            with ThreadPoolExecutor(3) as pool:
-                list(pool.map(lambda h: raw_rsync(source, h, key, "/srv/raw-parallel"), hosts))
-            parallel = time.perf_counter() - started
+            sequential, parallel = raw_rsyncs(source, hosts, key)
 
             ours, _ = api.deploy("bench")
             files[len(files) // 2].write_bytes(pdf("Amended disclosure", args.size))
