@@ -14,7 +14,7 @@ import http
 import json
 import ssl
 
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
@@ -90,3 +90,12 @@ def worker_class(threads: int) -> type:
     """gunicorn picks its threaded worker for threads > 1 only when named by string;
     given a class, it takes it as it is, so choose here."""
     return ThreadJsonWorker if threads > 1 else SyncJsonWorker
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger without its access log. Our middleware writes the access line
+    (with the request id and the user); gunicorn, seeing a logging configuration, would
+    format its own access atoms on every request only for the line to be dropped."""
+
+    def access(self, resp, req, environ, request_time) -> None:
+        return None

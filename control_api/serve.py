@@ -19,7 +19,7 @@ from gunicorn.arbiter import Arbiter
 from control_api.app import create_app
 from control_api.db import open_database
 from control_api.embedded_worker import EmbeddedGroup, EmbeddedWorker, watcher
-from control_api.gunicorn_workers import worker_class
+from control_api.gunicorn_workers import Logger, worker_class
 from control_api.logs import GUNICORN_LOGCONFIG, configure_logging
 from control_api.metrics import instrument, prepare_multiprocess_dir, worker_exited
 from control_api.settings import Settings
@@ -136,6 +136,7 @@ def serve(settings: Settings, bind: str, workers: int, threads: int, embedded_wo
             "timeout": 60,
             "graceful_timeout": GRACEFUL_TIMEOUT,
             "logconfig_dict": GUNICORN_LOGCONFIG,
+            "logger_class": Logger,
             "accesslog": None,
             # Client addresses come from the socket; no forwarded header is trusted.
             "forwarded_allow_ips": "",

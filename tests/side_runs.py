@@ -58,8 +58,9 @@ SIDE_RUNS = {
     "bench-audit-verify": _bench("bench.audit_verify", "--rows", "300"),
     "bench-login-throttle": _bench("bench.login_throttle", "--attempts", "60"),
     "bench-run-latency": _bench("bench.run_latency", "--runs", "1"),
-    "bench-request-path-sqlite": _bench("bench.request_path", "--requests", "300"),
-    "bench-request-path-postgresql": _bench("bench.request_path", "--requests", "300", "--postgres"),
+    "bench-request-path-sqlite": _bench("bench.request_path", "--requests", "300", "--rounds", "1"),
+    "bench-request-path-postgresql": _bench("bench.request_path", "--requests", "300", "--rounds", "1",
+                                            "--postgres"),
 }
 
 

@@ -79,8 +79,12 @@ def _token_sql(param: str) -> str:
 
 
 def _model_of(model, values):
+    """An instance filled from its columns as peewee fills a query's rows (nothing
+    marked dirty), without a descriptor call per field."""
+    instance = model(__no_default__=True)
     fields = model._meta.sorted_fields
-    return model(**{f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)})
+    instance.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, values, strict=True)}
+    return instance
 
 
 def csrf_token_for(session_value: str) -> str:

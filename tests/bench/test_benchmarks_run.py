@@ -50,4 +50,5 @@ def test_request_path_benchmark_runs_on_both_backends():
     for backend in ("sqlite", "postgresql"):
         out = _bench(f"bench-request-path-{backend}")
         assert re.search(r"bare Falcon app: +\d+ requests/s", out)
+        assert re.search(r"weco GET /healthz \(no store\): +\d+ requests/s", out)
         assert re.search(r"ratio ours/bare: \d+\.\d\d", out)

@@ -1,5 +1,7 @@
-"""The PostgreSQL pool: a connection handed back moments ago is handed out again
-without a liveness round trip; one idle longer is pinged, and a dead one is replaced."""
+"""The store's connections: the PostgreSQL pool hands a connection handed back moments
+ago out again without a liveness round trip, pings one idle longer and replaces a dead
+one; a request's connection goes back to the pool at its end on PostgreSQL and stays
+with its thread on SQLite, and a transaction a request left open is rolled back."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import peewee
 import pytest
 from playhouse.pool import PooledPostgresqlDatabase
 
-from control_api.db import PostgresPool
+from control_api.db import PostgresPool, dialect
+from control_api.models import User
 
 
 @pytest.fixture
@@ -111,3 +114,44 @@ def test_the_token_look_up_is_prepared_once_per_connection_and_sees_every_change
     db.close_all()
     principal, fresh = look_up()
     assert principal is None and fresh is not conn and fresh.prepared == {"weco_token_by_hash"}
+
+
+class _Careless:
+    """A route that leaves a transaction open with a change in it (as a bug might)."""
+
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def on_get(self, req, resp) -> None:
+        self.db.execute_sql("BEGIN")
+        User.update(email="changed@example.test").execute()
+
+
+class _Read:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def on_get(self, req, resp) -> None:
+        resp.media = {"email": User.get().email, "connection": id(self.db.connection())}
+
+
+def test_a_transaction_a_request_left_open_is_rolled_back(app, client, db, admin):
+    app.add_route("/test/careless", _Careless(db))
+    app.add_route("/test/read", _Read(db))
+    for _ in range(2):
+        assert client.simulate_get("/test/careless").status_code == 200
+        # On SQLite, read on the thread's own connection: it would see its uncommitted change.
+        assert client.simulate_get("/test/read").json["email"] == "admin@example.test"
+    db.close()
+    db.connect()
+    assert User.get_by_id(admin.id).email == "admin@example.test"
+
+
+def test_a_requests_connection_stays_with_its_thread_on_sqlite_and_goes_back_to_the_pool_on_postgresql(
+        app, client, db, admin):
+    app.add_route("/test/read", _Read(db))
+    connections = {client.simulate_get("/test/read").json["connection"] for _ in range(3)}
+    if dialect(db) == "sqlite":
+        assert not db.is_closed() and len(connections) == 1
+    else:
+        assert db.is_closed()

@@ -8,7 +8,10 @@ import json
 import socket
 
 import pytest
+from gunicorn import glogging
+from gunicorn.config import Config
 
+from control_api.gunicorn_workers import Logger
 from control_api.middleware import SECURITY_HEADERS
 from tests.peers.server import WecoServer, superadmin_token
 
@@ -74,3 +77,11 @@ def test_broken_http_is_a_json_400(server):
 def test_ordinary_requests_still_pass(server):
     status, _, body = exchange(server, request())
     assert status == 200 and json.loads(body) == {"status": "ok"}
+
+
+def test_gunicorns_own_access_line_is_not_even_formatted():
+    config = Config()
+    config.set("accesslog", "/dev/null")  # access logging on, as our logging configuration turns it on
+    with pytest.raises(AttributeError):  # gunicorn's formats its atoms from the response
+        glogging.Logger(config).access(None, None, {}, None)
+    assert Logger(config).access(None, None, {}, None) is None  # ours: the middleware's line only

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 
 class PostgresMissing(RuntimeError):
@@ -74,6 +75,11 @@ class PostgresCluster:
 
     def url(self, database: str = "postgres", user: str = "postgres") -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def socket_url(self, database: str = "postgres", user: str = "postgres") -> str:
+        """Through the cluster's unix socket, as the install's API reaches a local
+        PostgreSQL (roles/control_api: the socket directory as the URL's host)."""
+        return f"postgresql://{user}@{quote(str(self.dir), safe='')}:{self.port}/{database}"
 
     def admin_sql(self, sql: str, database: str = "postgres") -> None:
         import psycopg2
