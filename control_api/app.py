@@ -79,7 +79,8 @@ def create_app(deps: Deps) -> falcon.App:
     add_host_key_routes(app, deps, svc)
     updates = wiring.build_release_updates(deps)
     app.add_route("/api/releases", releases.Releases(updates))
-    app.add_route("/api/releases/{release_id:id}/apply", releases.ReleaseApply(updates, svc.approvals))
+    app.add_route("/api/releases/{release_id:id}/apply",
+                  releases.ReleaseApply(updates, step_up, svc.approvals))
     scim.add_routes(app, wiring.build_scim(deps, svc.credentials, svc.catalog),
                     wiring.build_scim_tokens(deps))
     add_sso_routes(app, deps, svc, cookie)

@@ -22,7 +22,7 @@ from control_api.models import StepUpToken
 LIFETIME = dt.timedelta(minutes=5)
 HEADER = "X-Step-Up-Token"
 SCOPES = ("token.create", "token.revoke", "session.revoke", "2fa.remove", "site.delete", "host.delete",
-          "host.repin_key", "host.rotate_credentials", "document.delete")
+          "host.repin_key", "host.rotate_credentials", "document.delete", "release.apply")
 
 
 class StepUpRefused(ApiError):

@@ -1,13 +1,15 @@
 """Self-update over HTTP (superadmins): upload a signed release bundle, list what was
-received, and ask for one to be applied (four-eyes with FF_JIT_REQUIRED=1). The work is
-the service's (control_api/release/updates.py); the upgrade itself runs as root."""
+received, and ask for one to be applied (step-up with FF_REQUIRE_STEP_UP=1, four-eyes
+with FF_JIT_REQUIRED=1). The work is the service's (control_api/release/updates.py);
+the upgrade itself runs as root."""
 
 from __future__ import annotations
 
 import falcon
 
 from control_api.approvals import Approvals
-from control_api.authz import four_eyes, superadmin
+from control_api.auth.stepup import StepUp
+from control_api.authz import destructive, four_eyes, superadmin
 from control_api.body import query_int
 from control_api.release.models import Release
 from control_api.release.updates import SIGNATURE_HEADER, ReleaseUpdates, approval_params
@@ -47,10 +49,11 @@ class Releases:
 
 
 class ReleaseApply:
-    def __init__(self, updates: ReleaseUpdates, approvals: Approvals) -> None:
-        self.updates, self.approvals = updates, approvals
+    def __init__(self, updates: ReleaseUpdates, step_up: StepUp, approvals: Approvals) -> None:
+        self.updates, self.step_up, self.approvals = updates, step_up, approvals
 
     @superadmin
+    @destructive("release.apply")  # root installs what this asks for
     @four_eyes("release.apply", lambda req, params: approval_params(params["release_id"]))
     def on_post(self, req: falcon.Request, resp: falcon.Response, release_id: int) -> None:
         row = self.updates.request_apply(release_id, req.context.principal.user, actor_of(req))

@@ -7,6 +7,7 @@ import copy
 from openapi_spec_validator import validate
 
 from control_api import authz
+from control_api.auth.stepup import SCOPES
 from control_api.resources.openapi import admin_api_routes, load_document, openapi_path, route_mismatches
 
 
@@ -93,3 +94,8 @@ def test_the_event_stream_is_declared_as_server_sent_events(client):
     document = client.simulate_get("/api/openapi.json").json
     answer = document["paths"]["/api/runs/{run_id}/events/stream"]["get"]["responses"]["200"]
     assert list(answer["content"]) == ["text/event-stream"]
+
+
+def test_the_step_up_scopes_documented_are_the_ones_the_code_takes():
+    body = load_document()["paths"]["/api/auth/step-up"]["post"]["requestBody"]
+    assert tuple(body["content"]["application/json"]["schema"]["properties"]["scope"]["enum"]) == SCOPES

@@ -1,7 +1,8 @@
 """Self-update, the control plane's half (control_api/release/updates.py) over the real API:
 a genuine signed bundle is received, kept and audited; every refusal is a 4xx with its
 reason, an audited release.refused, and leaves no file and no row; applying one writes
-apply.json, under four-eyes approval with FF_JIT_REQUIRED=1."""
+apply.json, after a step-up with FF_REQUIRE_STEP_UP=1 and under four-eyes approval with
+FF_JIT_REQUIRED=1."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from control_api.release.models import Release
 from control_api.release.updates import ReleaseTooLarge
 from control_api.wiring import build_credentials, build_release_updates
 from tests.conftest import ACTOR, PASSWORD
+from tests.control_api.auth.test_second_factor import cookie_of, enrol, login, make_client, now_code, second
 from tests.control_api.resources.conftest import bearer
 from tests.release import bundles
 from tests.release.bundles import NEWER, make_bundle, signature_header
@@ -225,3 +227,30 @@ def test_with_four_eyes_apply_needs_another_superadmins_approval_of_this_bundle(
     recorded = [e.action for e in AuditEvent.select().order_by(AuditEvent.seq)]
     assert [a for a in recorded if a in ("approval.consumed", "release.apply_requested")] == [
         "approval.consumed", "release.apply_requested"]
+
+
+def test_with_step_up_required_apply_needs_a_fresh_step_up_for_release_apply(
+        env, db, clock, fast_hasher, superadmin, keys, tmp_path, updates_dir):
+    client = make_client(env, db, clock, fast_hasher, FF_REQUIRE_STEP_UP="1")
+    email = "root@example.test"
+    seed, _ = enrol(client, clock, cookie_of(login(client, email)))
+    clock.advance(seconds=30)
+    session = cookie_of(second(client, login(client, email).json["challenge"], "totp", now_code(clock, seed)))
+    received = upload(client, session, make_bundle(tmp_path / "out", keys)).json
+    path = f"/api/releases/{received['id']}/apply"
+
+    def step_up(scope: str) -> dict:
+        clock.advance(seconds=30)
+        body = {"scope": scope, "code": now_code(clock, seed)}
+        minted = client.simulate_post("/api/auth/step-up", json=body, headers=session)
+        assert minted.status_code == 201, minted.text
+        return {**session, "X-Step-Up-Token": minted.json["step_up_token"]}
+
+    for headers in (session, step_up("token.revoke")):
+        refused = client.simulate_post(path, headers=headers)
+        assert (refused.status_code, refused.json["title"]) == (403, "Step-up required")
+    assert not (updates_dir / "apply.json").exists() and not events("release.apply_requested")
+    assert Release.get_by_id(received["id"]).state == "received"
+    applied = client.simulate_post(path, headers=step_up("release.apply"))
+    assert applied.status_code == 202, applied.text
+    assert json.loads((updates_dir / "apply.json").read_text())["sha256"] == received["sha256"]

@@ -373,6 +373,7 @@ def test_destructive_routes_declare_their_step_up_scope(app):
     assert scopes["POST /api/tokens"] == "token.create"
     assert scopes["DELETE /api/sites/{slug}"] == "site.delete"
     assert scopes["DELETE /api/hosts/{host_id:id}"] == "host.delete"
+    assert scopes["POST /api/releases/{release_id:id}/apply"] == "release.apply"
     # A scope no step-up token can be minted for would make its route unusable.
     from control_api.auth.stepup import SCOPES
 
