@@ -26,7 +26,8 @@ number, which orders releases for pruning and rollback), ``current`` (a symlink 
 
 ``activate`` and ``rollback`` verify, switch and prune in this one process under
 ``flock`` on ``.lock``, so a process that dies releases the lock with it. The switch is a
-new symlink renamed over ``current`` (rename(2) is atomic; ``ln -sfn`` is not). A release
+new symlink renamed over ``current`` (rename(2) is atomic; ``ln -sfn`` is not), once the
+verified release is on disk (syncfs) and its ``.ok`` marker written. A release
 that fails verification is removed and ``current`` is left alone. Prints one JSON
 object; on refusal prints the reason on stderr and exits 1.
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -179,6 +181,23 @@ def write_atomically(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def settle(path: str) -> None:
+    """Put the bytes under `path` on disk before anything points at them. The switch is a
+    rename, which a power cut can keep while file data still in the page cache is lost
+    (delayed allocation), leaving ``current`` on empty or short files that never passed
+    verification. syncfs(2) flushes the one filesystem the release is on."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _LIBC.syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"syncfs of {path}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
 def switch(site: Site, release: str) -> None:
     tmp = os.path.join(site.dir, f".current.tmp{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
@@ -242,6 +261,7 @@ def activate(site: Site, release: str, keep: int, timeout: float, manifest: str 
                     os.unlink(os.path.join(site.manifests, f"{release}.{suffix}"))
             raise Refused(refusal(site, release, problems)
                           + f"; removed it, current is still {previous or 'unset'}")
+        settle(top)
         sequence = max(site.verified().values(), default=0) + 1
         write_atomically(os.path.join(site.manifests, f"{release}.ok"), f"{sequence}\n")
         switch(site, release)

@@ -217,3 +217,31 @@ def test_prepare_refuses_other_content_under_a_kept_release_id(root, capsys):
     code, message = run(root, "prepare", "Bad_Slug", capsys=capsys)
     assert code == 1 and "malformed site slug" in message
     assert not (root / "Bad_Slug").exists()
+
+
+def test_a_verified_release_is_on_disk_before_it_is_marked_and_switched_to(root, monkeypatch):
+    stage(root, "r1")
+    site = helper.Site(str(root), "demo")
+    steps = []
+
+    def record(name: str, label) -> None:
+        real = getattr(helper, name)
+
+        def recorded(*args):
+            steps.append((name, label(*args)))
+            return real(*args)
+
+        monkeypatch.setattr(helper, name, recorded)
+
+    record("settle", lambda path: path)
+    record("write_atomically", lambda path, text: os.path.basename(path))
+    record("switch", lambda site, release: release)
+    helper.activate(site, "r1", keep=5, timeout=5)
+    assert steps == [("settle", site.release_dir("r1")), ("write_atomically", "r1.ok"), ("switch", "r1")]
+
+
+def test_settle_flushes_a_directory_and_refuses_anything_else(tmp_path):
+    helper.settle(str(tmp_path))  # a real syncfs of the test's filesystem
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        helper.settle(str(tmp_path / "file"))
