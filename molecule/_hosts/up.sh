@@ -18,6 +18,13 @@ shift 2
 
 run=${WECO_TESTHOSTS_RUN:-/run/weco-testhosts}
 dir="$run/$name"
+# Two hosts on one index would share an address: refuse, naming the host that holds it
+# (a benchmark killed with SIGTERM leaves its hosts up).
+for held in "$run"/*/index; do
+  [[ -e $held && $held != "$dir/index" && $(cat "$held") == "$index" ]] || continue
+  echo "up.sh: index $index is taken by test host $(basename "$(dirname "$held")") (down.sh NAME frees it)" >&2
+  exit 2
+done
 case ${WECO_TESTHOSTS_BASE:-base} in
   base) base=$("$here/base.sh") ;;
   bare) base=$("$here/base-bare.sh") ;;
