@@ -120,5 +120,6 @@ def main() -> None:
     print(f"weco GET /api/me with a token:   {best['me']:8.0f} requests/s ({backend})")
     print(f"ratio ours/bare: {best['me'] / best['bare']:.2f} (goal >= 0.6)")
 
+
 if __name__ == "__main__":
     main()
