@@ -70,13 +70,11 @@ def test_within_the_window_a_dead_connection_fails_once_and_is_not_reused(db, po
 @pytest.mark.postgres_only
 def test_a_socket_directory_may_be_the_host_percent_encoded(postgres, database_url):
     # As the installed admin VM connects: over the local socket, no TCP at all.
-    from urllib.parse import quote, urlsplit
+    from urllib.parse import urlsplit
 
     from control_api.db import open_database
 
-    name = urlsplit(database_url).path.lstrip("/")
-    url = f"postgresql://postgres@{quote(str(postgres.dir), safe='')}:{postgres.port}/{name}"
-    db = open_database(url)
+    db = open_database(postgres.socket_url(urlsplit(database_url).path.lstrip("/")))
     try:
         db.connect()
         address = db.execute_sql("SELECT inet_server_addr()").fetchone()[0]
