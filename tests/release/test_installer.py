@@ -46,10 +46,11 @@ def installer(tarball: pathlib.Path, keys, *, tag: str = "", digest: bool = True
     return script
 
 
-def run(script: pathlib.Path, state: pathlib.Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def run(script: pathlib.Path, state: pathlib.Path, *args: str, role: str = "--admin",
+        **env: str) -> subprocess.CompletedProcess:
     environment = {"PATH": os.environ["PATH"], "WECO_INSTALL_STATE": str(state),
                    "WECO_INSTALLER_VENV": str(state.parent / "venv"), **env}
-    return subprocess.run([script, "--admin", *args], capture_output=True, text=True, env=environment,
+    return subprocess.run([script, role, *args], capture_output=True, text=True, env=environment,
                           timeout=60)
 
 
@@ -112,6 +113,32 @@ def test_allow_unverified_is_refused_on_a_tagged_release_and_honoured_on_a_devel
     development = run(installer(tarball, keys), state, FF_ALLOW_UNVERIFIED="1")
     assert "WARNING: FF_ALLOW_UNVERIFIED=1" in development.stderr
     assert "refused" not in development.stderr
+
+
+def test_workers_are_installed_with_their_admin_vm_whose_inventory_is_remembered(tmp_path, keys, state):
+    tarball = make_bundle(tmp_path, keys)
+    script = installer(tarball, keys)
+    alone = run(script, state, role="--worker")
+    assert alone.returncode == 1 and "--worker needs --inventory" in alone.stderr, alone.stderr
+    assert not state.exists()
+
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[weco_admin]\nadmin-1\n[weco_workers]\nworker-1\n")
+    with_workers = run(script, state, "--inventory", str(inventory), role="--worker")
+    assert "refused" not in with_workers.stderr, with_workers.stderr
+    # Remembered as an absolute path (the test bundle stops after extracting, at its missing
+    # wheelhouse), so a later install of the admin VM (an update through the API) keeps
+    # the workers: the admin VM alone would drop their access to its PostgreSQL.
+    assert (state / "admin.inventory").read_text() == f"{inventory}\n"
+    again = run(script, state)
+    assert f"from the inventory {inventory} of an earlier install" in again.stderr, again.stderr
+
+    inventory.unlink()
+    before = sorted(p.name for p in state.iterdir())
+    gone = run(script, state)
+    assert gone.returncode == 1 and gone.stderr.count("\n") == 1, gone.stderr
+    assert f"installed with the inventory {inventory} (its workers), which is gone" in gone.stderr
+    assert sorted(p.name for p in state.iterdir()) == before
 
 
 def test_the_installer_refuses_bad_baked_values():
