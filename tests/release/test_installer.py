@@ -115,7 +115,8 @@ def test_allow_unverified_is_refused_on_a_tagged_release_and_honoured_on_a_devel
     assert "refused" not in development.stderr
 
 
-def test_workers_are_installed_with_their_admin_vm_whose_inventory_is_remembered(tmp_path, keys, state):
+def test_workers_are_installed_with_their_admin_vm_whose_inventory_and_variables_are_remembered(
+        tmp_path, keys, state):
     tarball = make_bundle(tmp_path, keys)
     script = installer(tarball, keys)
     alone = run(script, state, role="--worker")
@@ -132,6 +133,10 @@ def test_workers_are_installed_with_their_admin_vm_whose_inventory_is_remembered
     assert (state / "admin.inventory").read_text() == f"{inventory}\n"
     again = run(script, state)
     assert f"from the inventory {inventory} of an earlier install" in again.stderr, again.stderr
+    # And the variables of the last install of the role, when none are given.
+    (state / "admin.vars").write_text("{}")
+    again = run(script, state)
+    assert f"with the variables {state / 'admin.vars'} of an earlier install" in again.stderr, again.stderr
 
     inventory.unlink()
     before = sorted(p.name for p in state.iterdir())
