@@ -67,6 +67,10 @@ def index_html(site: Site, documents: list[Document]) -> bytes:
 """).encode()
 
 
+class StoreIncomplete(Exception):
+    """A document's stored file is not there: this machine does not see the whole store."""
+
+
 def build(site: Site, documents: list[Document], blobs: BlobStore, out: Path) -> str:
     """Write the release tree into the empty directory `out`; return its manifest
     (`<sha256>  <path>` lines sorted by path, as sha256sum --check reads them)."""
@@ -75,7 +79,14 @@ def build(site: Site, documents: list[Document], blobs: BlobStore, out: Path) ->
     for document in documents:
         name = f"{FILES}/{document.file.sha256}.pdf"
         if name not in entries:
-            _link_or_copy(blobs.path(document.file.sha256), out / name)
+            try:
+                _link_or_copy(blobs.path(document.file.sha256), out / name)
+            except FileNotFoundError:
+                raise StoreIncomplete(
+                    f"the document store {blobs.root} has no file {document.file.sha256} (document "
+                    f"{document.id} of site {site.slug}): a worker deploys only from a store it can "
+                    "read whole (on a worker machine, FF_DOCUMENT_STORE_DIR shared with the admin VM)"
+                ) from None
             entries[name] = document.file.sha256
     index = index_html(site, documents)
     (out / INDEX).write_bytes(index)

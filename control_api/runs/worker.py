@@ -257,8 +257,11 @@ class Worker:
     def _document_release(self, site: Site, run: Run) -> tuple[Path, Path] | None:
         if self.config.documents_dir is None:
             return None
-        return release.materialize(site, BlobStore(self.config.documents_dir),
-                                   self.config.data_dir / "runs" / str(run.id) / "site")
+        try:
+            return release.materialize(site, BlobStore(self.config.documents_dir),
+                                       self.config.data_dir / "runs" / str(run.id) / "site")
+        except release.StoreIncomplete as missing:
+            raise RunSetupError(str(missing)) from None
 
 
 class _Play:

@@ -122,3 +122,16 @@ def test_the_host_still_verifies_what_the_store_claims(deps, client, root, serve
     assert RunEvent.select().where((RunEvent.run == run.id) & (RunEvent.event == "runner_on_failed")).exists()
     assert "SHA-256 differs from the manifest" in run.error and document["sha256"] in run.error
     assert not (served / "current").exists()
+
+
+def test_a_stored_file_missing_on_the_worker_fails_the_run_saying_where(deps, client, root, served_site,
+                                                                        settings):
+    """A worker that cannot read the store (a worker machine without the shared store, say)
+    says in the run's own record which file of which store it lacks; nothing is deployed."""
+    _, served = served_site
+    document = upload(client, root, samples.clean(), filename="one.pdf").json
+    BlobStore(settings.documents_dir).path(document["sha256"]).unlink()
+    run = deploy(client, root, deps)
+    assert run.status == "error"
+    assert f"the document store {settings.documents_dir} has no file {document['sha256']}" in run.error
+    assert not (served / "current").exists()
