@@ -46,7 +46,7 @@ def _bench(*args: str) -> SideRun:
 
 
 SIDE_RUNS = {
-    "bundle-scenario": _scenario("tests/release/bundle_scenario.py", hosts=("rl63", "rl64", "rl65")),
+    "bundle-scenario": _scenario("tests/release/bundle_scenario.py", hosts=("rl63", "rl64", "rl65", "rw68")),
     # The API fuzzed from its OpenAPI document, as two roles on two backends, and its SSO routes.
     "api-fuzz": _scenario("tests/control_api/openapi_fuzz_scenario.py",
                           "tests/control_api/sso/fuzz_scenario.py", busy=True),

@@ -2,7 +2,7 @@
 
 Run beside the rest of the suite (tests/side_runs.py starts it when collection finishes;
 tests/release/test_bundle_scenario.py waits for it). Builds the bundle with
-`scripts/release build` from this commit, then on three bare hosts (systemd, sshd and
+`scripts/release build` from this commit, then on four bare hosts (systemd, sshd and
 python3 only; forwarding only between their links, nothing NATed):
 
 - refusals first, on rl64 before anything is installed there: a flipped byte, a
@@ -14,9 +14,12 @@ python3 only; forwarding only between their links, nothing NATed):
   (install_hosts as an audited run); one deploy serves the site on both;
 - the SBOM lists every package installed on the admin VM (pip freeze, dpkg);
 - with the egress allowlist on, the login and the deploy hit none of its reject counters;
+- rw68 becomes a worker machine of the admin VM with `install.sh --worker --inventory`
+  run there, and claims a deploy from its queue while the admin VM's own worker is stopped;
 - a newer bundle (the next commit's, signed by the same key) uploaded through the API is
-  verified, applied as root by weco-update.service, and the control plane comes back on
-  it with its data, its audit chain and a deploy that works.
+  verified, applied as root by weco-update.service (to the admin VM and, from the
+  inventory install.sh remembered, to the worker machine), and the control plane comes
+  back on it with its data, its audit chain and deploys that work, one claimed by rw68.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from tests.control_api.runs.test_deploys_on_hosts import new_key
 from tests.peers.testhosts import ROOT, booted
 from tests.peers.testhosts import TestHost as Host
 
-ADMIN, SITE, API_SITE = "10.200.63.2", "10.200.64.2", "10.200.65.2"
+ADMIN, SITE, API_SITE, WORKER = "10.200.63.2", "10.200.64.2", "10.200.65.2", "10.200.68.2"
 # Everything a refused install could have written to.
 FOOTPRINT = ("find /etc /opt /srv /usr /var/lib /var/cache/apt -xdev -newer /root/before -not -path "
              "'/var/lib/systemd/*' -print 2>/dev/null | sort")
@@ -103,6 +106,14 @@ def hosts():
         for host in booted_hosts:
             subprocess.run(["sysctl", "-q", "-w", f"net.ipv4.conf.vh-{host.name}.forwarding=1"], check=True)
         yield booted_hosts
+
+
+@pytest.fixture(scope="module")
+def worker_host():
+    """A fourth bare host, for a worker machine of the admin VM (rl63)."""
+    with booted("rw", 68, 1, base="bare") as (host,):
+        subprocess.run(["sysctl", "-q", "-w", f"net.ipv4.conf.vh-{host.name}.forwarding=1"], check=True)
+        yield host
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +269,7 @@ def test_install_sh_installs_the_admin_vm_and_site_hosts_offline(release, hosts,
     ca.write_text(admin.ssh("cat /etc/ssl/weco/weco-ca.crt").stdout)
     counters = reject_counters(admin)
     auth = api_session(admin, ca)  # a login through nginx over HTTPS
-    INSTALLED.update(ca=ca, auth=auth)
+    INSTALLED.update(ca=ca, auth=auth, admin_vars=admin_vars)
     site_id = register(ca, auth, site, private)
     api_site.authorize(public)
     api_site_id = register(ca, auth, api_site, private)
@@ -307,6 +318,75 @@ def test_install_sh_installs_the_admin_vm_and_site_hosts_offline(release, hosts,
     assert not missing, missing
 
 
+def ran_on(ca, auth, run_id: int) -> str:
+    """The worker that started the run, from its audited `run.start`."""
+    events = requests.get(f"https://{ADMIN}/api/audit", params={"action": "run.start"}, verify=ca,
+                          headers=auth, timeout=30).json()["events"]
+    return next(e["metadata"]["worker"] for e in events if e["target"] == f"run:{run_id}")
+
+
+def deployed_by(admin: Host, ca, auth, worker_prefix: str) -> None:
+    """A deploy of the demo site, claimed by a worker whose name starts with `worker_prefix`:
+    the admin VM's own worker is stopped meanwhile."""
+    admin.ssh("systemctl stop weco-worker@1")
+    try:
+        run = requests.post(f"https://{ADMIN}/api/runs", verify=ca, headers=auth, timeout=30,
+                            json={"playbook": "deploy_site", "site": "demo"})
+        assert run.status_code == 201, run.text
+        succeeded(ca, auth, run.json()["id"])
+        assert ran_on(ca, auth, run.json()["id"]).startswith(worker_prefix)
+    finally:
+        admin.ssh("systemctl start weco-worker@1")
+
+
+def test_install_sh_worker_installs_a_worker_machine_with_its_admin_vm(release, hosts, worker_host, tmp_path):
+    admin, worker = hosts[0], worker_host
+    ca, auth = INSTALLED["ca"], INSTALLED["auth"]
+    # The admin VM reaches the worker over SSH with a key of its own; the worker's host key
+    # is pinned there (install.sh checks host keys).
+    private, public = new_key()
+    worker.authorize(public)
+    (tmp_path / "weco-workers").write_text(private)
+    admin.copy_in([tmp_path / "weco-workers"], "/root/.ssh")
+    admin.ssh(f"chmod 0600 /root/.ssh/weco-workers && echo '{WORKER} {worker.host_key_line()}' "
+              ">> /root/.ssh/known_hosts")
+    hostname = admin.ssh("cat /proc/sys/kernel/hostname").stdout.strip()
+
+    def ssh_to(*addresses: str) -> list[dict]:
+        return [{"name": f"ssh-{a}", "host": a, "port": 22, "protocol": "tcp"} for a in addresses]
+
+    # Each machine's own variables in the inventory; --vars holds what they share.
+    python = {"ansible_python_interpreter": "/usr/bin/python3"}
+    store = {"name": "store", "host": ADMIN, "port": 5432, "protocol": "tcp"}
+    inventory = {
+        "weco_admin": {"hosts": {hostname: {
+            **python, "ansible_connection": "local", "ansible_host": ADMIN,
+            "egress_allowlist_destinations": ssh_to(SITE, API_SITE, WORKER)}}},
+        "weco_workers": {"hosts": {worker.name: {
+            **python, "ansible_host": WORKER, "ansible_user": "root",
+            "ansible_ssh_private_key_file": "/root/.ssh/weco-workers",
+            "egress_allowlist_destinations": [store, *ssh_to(SITE, API_SITE)]}}}}
+    shared = {key: value for key, value in INSTALLED["admin_vars"].items()
+              if key != "egress_allowlist_destinations"}
+    (tmp_path / "workers.json").write_text(json.dumps(inventory))
+    (tmp_path / "shared.json").write_text(json.dumps(shared))
+    admin.copy_in([tmp_path / "workers.json", tmp_path / "shared.json"], "/root/delivery")
+    started = time.monotonic()
+    installed = admin.ssh("cd /root/delivery && FF_ENV=dev FF_ALLOW_UNENCRYPTED=1 ./install.sh --worker "
+                          "--inventory workers.json --vars shared.json", check=False, timeout=1800)
+    assert installed.returncode == 0, installed.stdout[-6000:] + installed.stderr[-3000:]
+    print(f"install.sh --worker: {time.monotonic() - started:.0f} s")
+    remembered = admin.ssh("cat /var/lib/weco-install/admin.inventory").stdout.strip()
+    assert remembered == "/root/delivery/workers.json"
+
+    # The worker machine claims a deploy from the admin VM's queue and runs it. It deploys
+    # what it can read: the site's content directory, as on the admin VM (README).
+    worker.ssh("install -d -o weco -g weco /var/lib/weco/site-sources/demo && "
+               "echo '<h1>from the bundle</h1>' > /var/lib/weco/site-sources/demo/index.html")
+    deployed_by(admin, ca, auth, f"{worker.name}:")
+    INSTALLED.update(worker=worker)
+
+
 def releases(ca, auth) -> list[dict]:
     listed = requests.get(f"https://{ADMIN}/api/releases", verify=ca, headers=auth, timeout=30)
     return listed.json()["releases"]
@@ -349,6 +429,11 @@ def test_a_newer_bundle_uploaded_through_the_api_is_applied_as_root(next_release
     succeeded(ca, auth, run.json()["id"])
     audit = admin.ssh("weco audit verify --witness-pub /etc/weco/audit/witness.pub", check=False)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+    # The update went to the worker machine too (from the inventory install.sh remembered),
+    # which still reaches the store and claims runs.
+    worker = INSTALLED["worker"]
+    assert worker.ssh("readlink -f /opt/weco/current").stdout.strip().endswith(version)
+    deployed_by(admin, ca, auth, f"{worker.name}:")
     for action in ("release.received", "release.apply_requested", "release.applied"):
         found = requests.get(f"https://{ADMIN}/api/audit", params={"action": action}, verify=ca, headers=auth,
                              timeout=30).json()["events"]

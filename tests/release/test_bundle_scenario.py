@@ -13,6 +13,7 @@ EXPECTED = {"test_two_builds_of_one_commit_are_the_same_bytes",
             "test_the_sbom_beside_the_tarball_validates_against_cyclonedx_1_6",
             "test_tampering_is_refused_before_anything_is_written",
             "test_install_sh_installs_the_admin_vm_and_site_hosts_offline",
+            "test_install_sh_worker_installs_a_worker_machine_with_its_admin_vm",
             "test_a_newer_bundle_uploaded_through_the_api_is_applied_as_root"}
 
 
