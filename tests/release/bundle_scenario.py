@@ -18,7 +18,7 @@ python3 only; forwarding only between their links, nothing NATed):
   run there, and claims a deploy from its queue while the admin VM's own worker is stopped;
 - a newer bundle (the next commit's, signed by the same key) uploaded through the API is
   verified, applied as root by weco-update.service (to the admin VM and, from the
-  inventory install.sh remembered, to the worker machine), and the control plane comes
+  inventory install.sh kept, to the worker machine), and the control plane comes
   back on it with its data, its audit chain and deploys that work, one claimed by rw68.
 """
 
@@ -376,8 +376,9 @@ def test_install_sh_worker_installs_a_worker_machine_with_its_admin_vm(release, 
                           "--inventory workers.json --vars shared.json", check=False, timeout=1800)
     assert installed.returncode == 0, installed.stdout[-6000:] + installed.stderr[-3000:]
     print(f"install.sh --worker: {time.monotonic() - started:.0f} s")
-    remembered = admin.ssh("cat /var/lib/weco-install/admin.inventory").stdout.strip()
-    assert remembered == "/root/delivery/workers.json"
+    kept = admin.ssh("stat -c %a /var/lib/weco-install/admin.inventory.json && "
+                     "cat /var/lib/weco-install/admin.inventory.json").stdout
+    assert kept == "600\n" + json.dumps(inventory), kept  # root's own copy, for the next update
 
     # The worker machine claims a deploy from the admin VM's queue and runs it. It deploys
     # what it can read: the site's content directory, as on the admin VM (README).
@@ -429,7 +430,7 @@ def test_a_newer_bundle_uploaded_through_the_api_is_applied_as_root(next_release
     succeeded(ca, auth, run.json()["id"])
     audit = admin.ssh("weco audit verify --witness-pub /etc/weco/audit/witness.pub", check=False)
     assert audit.returncode == 0, audit.stdout + audit.stderr
-    # The update went to the worker machine too (from the inventory install.sh remembered),
+    # The update went to the worker machine too (from the inventory install.sh kept),
     # which still reaches the store and claims runs.
     worker = INSTALLED["worker"]
     assert worker.ssh("readlink -f /opt/weco/current").stdout.strip().endswith(version)

@@ -123,27 +123,31 @@ def test_workers_are_installed_with_their_admin_vm_whose_inventory_and_variables
     assert alone.returncode == 1 and "--worker needs --inventory" in alone.stderr, alone.stderr
     assert not state.exists()
 
-    inventory = tmp_path / "inventory.ini"
-    inventory.write_text("[weco_admin]\nadmin-1\n[weco_workers]\nworker-1\n")
+    inventory = tmp_path / "workers.yml"
+    inventory.write_text("weco_admin: {hosts: {admin-1: {}}}\nweco_workers: {hosts: {worker-1: {}}}\n")
     with_workers = run(script, state, "--inventory", str(inventory), role="--worker")
     assert "refused" not in with_workers.stderr, with_workers.stderr
-    # Remembered as an absolute path (the test bundle stops after extracting, at its missing
-    # wheelhouse), so a later install of the admin VM (an update through the API) keeps
-    # the workers: the admin VM alone would drop their access to its PostgreSQL.
-    assert (state / "admin.inventory").read_text() == f"{inventory}\n"
+    # Kept as root's copy, its suffix kept (the test bundle stops after extracting, at its
+    # missing wheelhouse), so a later install of the admin VM (an update through the API)
+    # keeps the workers: the admin VM alone would drop their access to its PostgreSQL.
+    kept = state / "admin.inventory.yml"
+    assert kept.read_text() == inventory.read_text() and kept.stat().st_mode & 0o777 == 0o600
+    # The operator's file changed (or gone) afterwards changes nothing that root runs.
+    inventory.write_text("weco_admin: {hosts: {admin-1: {ansible_python_interpreter: /tmp/evil}}}\n")
     again = run(script, state)
-    assert f"from the inventory {inventory} of an earlier install" in again.stderr, again.stderr
+    assert f"from the inventory {kept} kept by an earlier install" in again.stderr, again.stderr
+    assert "evil" not in kept.read_text()
+    inventory.unlink()
+    assert f"from the inventory {kept}" in run(script, state).stderr
     # And the variables of the last install of the role, when none are given.
     (state / "admin.vars").write_text("{}")
     again = run(script, state)
     assert f"with the variables {state / 'admin.vars'} of an earlier install" in again.stderr, again.stderr
-
-    inventory.unlink()
-    before = sorted(p.name for p in state.iterdir())
-    gone = run(script, state)
-    assert gone.returncode == 1 and gone.stderr.count("\n") == 1, gone.stderr
-    assert f"installed with the inventory {inventory} (its workers), which is gone" in gone.stderr
-    assert sorted(p.name for p in state.iterdir()) == before
+    # Another inventory replaces the kept one.
+    other = tmp_path / "other.ini"
+    other.write_text("[weco_admin]\nadmin-1\n")
+    run(script, state, "--inventory", str(other))
+    assert sorted(p.name for p in state.glob("admin.inventory*")) == ["admin.inventory.ini"]
 
 
 def test_the_installer_refuses_bad_baked_values():
